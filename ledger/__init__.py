@@ -1,0 +1,67 @@
+"""session-ledger: an event-sourced storage backend for chat-agent gateways.
+
+The public names live here; the modules behind them are private to the package layout and may
+move. ``from ledger import EventStore`` is the supported way in.
+"""
+
+from ledger.codec import Codec
+from ledger.config import Settings
+from ledger.errors import (
+    ConfigurationError,
+    DatabaseError,
+    DuplicateEventError,
+    EventDecodeError,
+    EventTooLargeError,
+    InvalidEventError,
+    LedgerError,
+    ProjectionError,
+    SchemaNotCurrentError,
+    SessionClosedError,
+    SessionNotFoundError,
+    StreamNotFoundError,
+    UnknownEventTypeError,
+    WrongExpectedVersionError,
+)
+from ledger.events import (
+    Event,
+    MessageAppended,
+    MessagesRetracted,
+    SessionClosed,
+    SessionOpened,
+    SessionSwitched,
+    SessionTitled,
+)
+from ledger.records import ANY, NO_STREAM, AppendResult, RecordedEvent, StreamAppend
+from ledger.store import EventStore
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "AppendResult",
+    "Codec",
+    "ConfigurationError",
+    "DatabaseError",
+    "DuplicateEventError",
+    "Event",
+    "EventDecodeError",
+    "EventStore",
+    "EventTooLargeError",
+    "InvalidEventError",
+    "LedgerError",
+    "MessageAppended",
+    "MessagesRetracted",
+    "ProjectionError",
+    "RecordedEvent",
+    "SchemaNotCurrentError",
+    "SessionClosed",
+    "SessionClosedError",
+    "SessionNotFoundError",
+    "SessionOpened",
+    "SessionSwitched",
+    "SessionTitled",
+    "Settings",
+    "StreamAppend",
+    "StreamNotFoundError",
+    "UnknownEventTypeError",
+    "WrongExpectedVersionError",
+]

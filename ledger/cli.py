@@ -1,0 +1,132 @@
+"""The ``ledger`` command line (click).
+
+Every command takes ``--url`` (else ``LEDGER_DATABASE_URL``, else the embedded SQLite file) and,
+where its output is data, ``--json``. Ledger errors are printed as one line on stderr with exit
+status 1 (2 for usage errors, as click does), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ledger import migration
+from ledger.config import Settings
+from ledger.database import create_engine
+from ledger.errors import LedgerError
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def url_option(func: F) -> F:
+    """``--url``: the database to use."""
+    return click.option(
+        "--url",
+        envvar="LEDGER_DATABASE_URL",
+        default=None,
+        help="SQLAlchemy URL (default: LEDGER_DATABASE_URL, else $LEDGER_HOME/ledger.db).",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    """``--json``: print machine-readable output."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
+
+
+def emit_json(data: object) -> None:
+    """Print ``data`` as JSON on stdout."""
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+class LedgerGroup(click.Group):
+    """A click group that turns :class:`LedgerError` into a one-line message and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LedgerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=LedgerGroup)
+@click.version_option(package_name="session-ledger")
+def cli() -> None:
+    """session-ledger: an event-sourced store for chat-agent gateways."""
+
+
+@cli.group()
+def db() -> None:
+    """Manage the database schema (Alembic migrations)."""
+
+
+def _engine(url: str | None) -> Any:
+    settings = Settings.from_env()
+    return create_engine(settings.resolve_url(url), settings)
+
+
+@db.command("upgrade")
+@url_option
+@click.argument("revision", default="head")
+@json_option
+def db_upgrade(url: str | None, revision: str, as_json: bool) -> None:
+    """Migrate the database up to REVISION (default: head)."""
+    engine = _engine(url)
+    try:
+        before = migration.current_revision(engine)
+        migration.upgrade(engine, revision)
+        after = migration.current_revision(engine)
+    finally:
+        engine.dispose()
+    if as_json:
+        emit_json({"from": before, "to": after, "head": migration.head_revision()})
+    else:
+        click.echo(f"upgraded {before or '<empty>'} -> {after}")
+
+
+@db.command("downgrade")
+@url_option
+@click.argument("revision")
+@json_option
+def db_downgrade(url: str | None, revision: str, as_json: bool) -> None:
+    """Migrate the database down to REVISION (``base`` removes every table)."""
+    engine = _engine(url)
+    try:
+        before = migration.current_revision(engine)
+        migration.downgrade(engine, revision)
+        after = migration.current_revision(engine)
+    finally:
+        engine.dispose()
+    if as_json:
+        emit_json({"from": before, "to": after, "head": migration.head_revision()})
+    else:
+        click.echo(f"downgraded {before or '<empty>'} -> {after or '<empty>'}")
+
+
+@db.command("current")
+@url_option
+@json_option
+def db_current(url: str | None, as_json: bool) -> None:
+    """Show the database's revision and whether it is the head."""
+    engine = _engine(url)
+    try:
+        current = migration.current_revision(engine)
+    finally:
+        engine.dispose()
+    head = migration.head_revision()
+    if as_json:
+        emit_json({"current": current, "head": head, "is_head": current == head})
+    else:
+        state = "(head)" if current == head else f"(head is {head}: run `ledger db upgrade`)"
+        click.echo(f"{current or '<empty>'} {state}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="ledger")

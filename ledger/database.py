@@ -1,0 +1,93 @@
+"""Engines for the two supported databases, configured for an append-only log.
+
+SQLite: WAL journal, ``synchronous=FULL`` unless ``LEDGER_SQLITE_SYNCHRONOUS`` says otherwise, a
+busy timeout, and transactions begun by us rather than by pysqlite: ``BEGIN IMMEDIATE`` for
+writes, so two writers queue on the database lock instead of failing on upgrade from a read
+lock, and a plain deferred ``BEGIN`` for reads. The database file is created 0600 and its folder
+0700, because it holds private conversations.
+
+PostgreSQL: psycopg 3 with ``synchronous_commit`` left as the server has it (on).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from ledger.config import Settings
+from ledger.errors import ConfigurationError
+
+__all__ = ["WRITE", "create_engine", "is_sqlite", "normalize_url"]
+
+#: Execution option that makes a connection's next transaction a write (``BEGIN IMMEDIATE``).
+WRITE = "ledger_write"
+
+
+def normalize_url(url: str) -> sa.URL:
+    """Parse ``url``; plain ``postgresql://`` and ``postgres://`` mean the psycopg 3 driver."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigurationError("database URL", url, "an SQLAlchemy URL") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigurationError("database URL", url, "a sqlite:/// or postgresql:// URL")
+    return parsed
+
+
+def is_sqlite(engine: sa.Engine) -> bool:
+    """Whether ``engine`` talks to SQLite."""
+    return engine.dialect.name == "sqlite"
+
+
+def _prepare_sqlite_file(url: sa.URL) -> None:
+    """Create the database file owner-only (and its folder 0700) before SQLite opens it."""
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+
+
+def _sqlite_engine(url: sa.URL, settings: Settings, **kwargs: Any) -> sa.Engine:
+    _prepare_sqlite_file(url)
+    engine = sa.create_engine(
+        url,
+        connect_args={"timeout": settings.busy_timeout_ms / 1000, "isolation_level": None},
+        **kwargs,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {settings.busy_timeout_ms}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute(f"PRAGMA synchronous = {settings.sqlite_synchronous}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        write = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def create_engine(url: str, settings: Settings | None = None, **kwargs: Any) -> sa.Engine:
+    """An engine for ``url`` with the ledger's connection settings applied."""
+    settings = settings or Settings.from_env()
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, settings, **kwargs)
+    return sa.create_engine(parsed, **kwargs)

@@ -1,0 +1,203 @@
+"""The ledger's exception tree.
+
+Every error the ledger raises derives from :class:`LedgerError` and also from the nearest
+builtin, so callers may catch either ``LedgerError`` or, say, ``LookupError``. Each message is
+built in ``__init__`` from the attributes, so the text always names the object and the values.
+
+::
+
+    LedgerError(Exception)
+    ├── WrongExpectedVersionError(LedgerError)           stream, expected, actual
+    ├── StreamNotFoundError(LedgerError, LookupError)     stream
+    ├── SessionNotFoundError(StreamNotFoundError)         session_id
+    ├── SessionClosedError(LedgerError)                   session_id
+    ├── UnknownEventTypeError(LedgerError, LookupError)   type, position
+    ├── EventDecodeError(LedgerError, ValueError)         type, position, path, detail
+    ├── InvalidEventError(LedgerError, ValueError)        event type, path, detail
+    │   └── EventTooLargeError(InvalidEventError)        size, limit
+    ├── DuplicateEventError(LedgerError, ValueError)      event_ids stored elsewhere
+    ├── ConfigurationError(LedgerError, ValueError)       variable, value, expected
+    ├── SchemaNotCurrentError(LedgerError)                current, head
+    ├── DatabaseError(LedgerError, OSError)               translated driver error
+    └── ProjectionError(LedgerError)                      projection, position
+
+Driver errors are translated in exactly one place, :func:`translate_integrity_error`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+__all__ = [
+    "ConfigurationError",
+    "DatabaseError",
+    "DuplicateEventError",
+    "EventDecodeError",
+    "EventTooLargeError",
+    "InvalidEventError",
+    "LedgerError",
+    "ProjectionError",
+    "SchemaNotCurrentError",
+    "SessionClosedError",
+    "SessionNotFoundError",
+    "StreamNotFoundError",
+    "UnknownEventTypeError",
+    "WrongExpectedVersionError",
+]
+
+
+class LedgerError(Exception):
+    """Base class of every error the ledger raises."""
+
+
+class WrongExpectedVersionError(LedgerError):
+    """A stream's head differs from the ``expected_sequence`` the writer gave; nothing written."""
+
+    def __init__(self, stream: str, expected: int | str, actual: int) -> None:
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"Wrong expected version for stream {stream!r}: expected {expected}, actual {actual}"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.stream, self.expected, self.actual))
+
+
+class StreamNotFoundError(LedgerError, LookupError):
+    """A stream that must exist has no events."""
+
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+        super().__init__(f"Stream {stream!r} does not exist")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.stream,))
+
+
+class SessionNotFoundError(StreamNotFoundError):
+    """No session with this ``session_id`` was ever opened."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(f"session-{session_id}")
+        self.args = (f"Session {session_id!r} does not exist",)
+
+    def __str__(self) -> str:
+        return f"Session {self.session_id!r} does not exist"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.session_id,))
+
+
+class SessionClosedError(LedgerError):
+    """The session is closed; it takes no more messages."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(f"Session {session_id!r} is closed and takes no more events")
+
+
+class UnknownEventTypeError(LedgerError, LookupError):
+    """A stored event's type names no registered event class."""
+
+    def __init__(self, type_name: str, position: int | None = None) -> None:
+        self.type = type_name
+        self.position = position
+        where = f" at position {position}" if position is not None else ""
+        super().__init__(f"Unknown event type {type_name!r}{where}")
+
+
+_PATH = re.compile(r"at `(\$[^`]*)`")
+
+
+def _path_of(detail: str) -> str:
+    """The ``$.path`` msgspec puts in a validation message, or ``$`` for the whole payload."""
+    match = _PATH.search(detail)
+    return match.group(1) if match else "$"
+
+
+class EventDecodeError(LedgerError, ValueError):
+    """A stored payload fails validation against its event class; names position and path."""
+
+    def __init__(self, type_name: str, position: int | None, detail: str) -> None:
+        self.type = type_name
+        self.position = position
+        self.detail = detail
+        self.path = _path_of(detail)
+        where = f" at position {position}" if position is not None else ""
+        super().__init__(f"Cannot decode event {type_name!r}{where}: {detail}")
+
+
+class InvalidEventError(LedgerError, ValueError):
+    """An event handed to ``append`` is not valid; nothing was written."""
+
+    def __init__(self, type_name: str, detail: str) -> None:
+        self.type = type_name
+        self.detail = detail
+        self.path = _path_of(detail)
+        super().__init__(f"Invalid event {type_name!r}: {detail}")
+
+
+class EventTooLargeError(InvalidEventError):
+    """An encoded event exceeds ``LEDGER_MAX_EVENT_BYTES``; nothing was written."""
+
+    def __init__(self, type_name: str, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            type_name,
+            f"encoded size {size} bytes exceeds the limit of {limit} bytes "
+            "(LEDGER_MAX_EVENT_BYTES)",
+        )
+
+
+class DuplicateEventError(LedgerError, ValueError):
+    """Some ``event_ids`` are stored already, but not as this exact append; nothing written."""
+
+    def __init__(self, stream: str, event_ids: Sequence[str]) -> None:
+        self.stream = stream
+        self.event_ids = list(event_ids)
+        super().__init__(
+            f"Event ids {', '.join(self.event_ids)} are already stored, but not as one append "
+            f"to stream {stream!r} in this order"
+        )
+
+
+class ConfigurationError(LedgerError, ValueError):
+    """A setting (usually a ``LEDGER_`` variable) has a value the ledger cannot use."""
+
+    def __init__(self, variable: str, value: object, expected: str) -> None:
+        self.variable = variable
+        self.value = value
+        self.expected = expected
+        super().__init__(f"{variable}={value!r} is not valid: expected {expected}")
+
+
+class SchemaNotCurrentError(LedgerError):
+    """The database is not at the Alembic head revision this code needs."""
+
+    def __init__(self, current: str | None, head: str) -> None:
+        self.current = current
+        self.head = head
+        super().__init__(
+            f"Database schema is at revision {current or '<empty>'}, this ledger needs {head}: "
+            "run `ledger db upgrade`"
+        )
+
+
+class DatabaseError(LedgerError, OSError):
+    """The database driver failed in a way the ledger does not map to a narrower error."""
+
+
+class ProjectionError(LedgerError):
+    """A projection failed to apply the event at ``position``."""
+
+    def __init__(self, projection: str, position: int | None, detail: str) -> None:
+        self.projection = projection
+        self.position = position
+        self.detail = detail
+        where = f" at position {position}" if position is not None else ""
+        super().__init__(f"Projection {projection!r} failed{where}: {detail}")

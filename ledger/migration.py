@@ -1,0 +1,66 @@
+"""Programmatic Alembic: upgrade, downgrade and inspect the schema revision of a database.
+
+The Alembic ``Config`` is built in code, pointing at the installed ``migrations`` package, so
+``ledger db upgrade`` works from any directory without ``alembic.ini``. Migrations run on a
+connection we pass in through ``config.attributes["connection"]`` (the Alembic cookbook recipe).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from ledger.database import WRITE
+
+__all__ = ["current_revision", "downgrade", "head_revision", "upgrade"]
+
+
+@cache
+def _script_location() -> str:
+    return str(resources.files("migrations"))
+
+
+def _config(connection: sa.Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", _script_location())
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@cache
+def head_revision() -> str:
+    """The newest revision this code knows (there is exactly one head)."""
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None, "migrations/versions holds no revision"
+    return head
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    """The revision the database is at, ``None`` for an empty database."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Migrate the database up to ``revision`` in one transaction."""
+    with engine.connect() as conn:
+        # BEGIN IMMEDIATE on SQLite: two processes opening a new file migrate one after the other,
+        # and the second finds the head already there.
+        conn.execution_options(**{WRITE: True})
+        with conn.begin():
+            command.upgrade(_config(conn), revision)
+
+
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    """Migrate the database down to ``revision`` (``base`` empties it)."""
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE: True})
+        with conn.begin():
+            command.downgrade(_config(conn), revision)

@@ -1,0 +1,510 @@
+"""The event store: append to streams with optimistic concurrency, read streams and the log.
+
+An append is one transaction that (1) takes the append lock, (2) returns the original result if
+the given ``event_ids`` are stored already, (3) reads each stream's head row and compares it with
+``expected_sequence``, (4) inserts the events with ``INSERT … RETURNING position`` and (5) moves
+the heads, then runs the inline projections on the same connection so views never lag the log.
+
+The append lock serialises writers so that positions commit in ascending order and a reader of
+:meth:`EventStore.read_all` can never pass over an event that commits late: ``BEGIN IMMEDIATE`` on
+SQLite, a transaction-scoped advisory lock on PostgreSQL (as eventsourcing's ``LOCK TABLE``). The
+``UNIQUE (stream, sequence)`` index stays as the backstop, and :func:`translate_error` is the one
+place that maps driver errors to the ledger's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from ledger import migration
+from ledger.codec import Codec
+from ledger.config import Settings
+from ledger.database import WRITE, create_engine, is_sqlite
+from ledger.errors import (
+    DatabaseError,
+    DuplicateEventError,
+    InvalidEventError,
+    SchemaNotCurrentError,
+    WrongExpectedVersionError,
+)
+from ledger.events import Event
+from ledger.records import AppendResult, RecordedEvent, StreamAppend
+from ledger.schema import events as events_table
+from ledger.schema import streams as streams_table
+
+__all__ = ["EventStore", "InlineProjection", "default_writer", "translate_error"]
+
+_READ_BATCH = 1000
+_MAX_STREAM = 300
+
+
+class InlineProjection(Protocol):
+    """A view updated inside the append transaction (read-your-writes)."""
+
+    name: str
+
+    def apply(self, conn: sa.Connection, records: Sequence[RecordedEvent]) -> None:
+        """Fold ``records`` (just written, in position order) into the view."""
+
+
+def default_writer() -> str:
+    """``<hostname>:<pid>``, the writer id of this process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def translate_error(
+    exc: sa.exc.DBAPIError,
+    appends: Sequence[StreamAppend] = (),
+    actual: Mapping[str, int] | None = None,
+) -> Exception:
+    """Map a driver error to the ledger's tree; the single place that inspects driver errors.
+
+    A unique violation on ``(stream, sequence)`` means another writer moved a stream between our
+    head read and our insert (possible only if something bypassed the append lock):
+    :class:`WrongExpectedVersionError` for the first stream whose head differs from what the
+    append expected. A violation on ``event_id`` is a :class:`DuplicateEventError`. Anything else
+    is a :class:`DatabaseError` carrying the driver's text.
+    """
+    text = str(exc.orig)
+    constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None) or text
+    if isinstance(exc, sa.exc.IntegrityError) and appends:
+        if "stream_sequence" in constraint or "events.stream, events.sequence" in constraint:
+            heads = actual or {}
+            for part in appends:
+                expected = part.expected_sequence
+                now = heads.get(part.stream, 0)
+                if expected is None or expected != now:
+                    return WrongExpectedVersionError(
+                        part.stream, "any" if expected is None else expected, now
+                    )
+        if "event_id" in constraint:
+            return DuplicateEventError(appends[0].stream, [])
+    return DatabaseError(f"database error: {text}")
+
+
+def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise InvalidEventError("event_id", f"{value!r} is not a UUID") from None
+
+
+class EventStore:
+    """An append-only log of events in streams, on SQLite or PostgreSQL.
+
+    Open with :meth:`open`; the store owns its engine and must be :meth:`close`\\ d (or used as
+    a context manager). Instances are safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        writer: str | None = None,
+        settings: Settings | None = None,
+        codec: Codec | None = None,
+        inline_projections: Sequence[InlineProjection] = (),
+    ) -> None:
+        self.engine = engine
+        self.settings = settings or Settings.from_env()
+        self.writer = writer or default_writer()
+        self.codec = codec or Codec(max_event_bytes=self.settings.max_event_bytes)
+        self.inline_projections: list[InlineProjection] = list(inline_projections)
+        self._sqlite = is_sqlite(engine)
+        self._insert = events_table.insert().returning(
+            events_table.c.position, sort_by_parameter_order=True
+        )
+        self._head = sa.select(streams_table.c.stream, streams_table.c.sequence).where(
+            streams_table.c.stream.in_(sa.bindparam("streams", expanding=True))
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        writer: str | None = None,
+        settings: Settings | None = None,
+        inline_projections: Sequence[InlineProjection] = (),
+    ) -> EventStore:
+        """Open the store at ``url`` (else ``LEDGER_DATABASE_URL``, else the embedded file).
+
+        A SQLite database is created and migrated to the head revision on first open. A
+        PostgreSQL database that is not at the head raises :class:`SchemaNotCurrentError`.
+        """
+        settings = settings or Settings.from_env()
+        engine = create_engine(settings.resolve_url(url), settings)
+        try:
+            ensure_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, writer=writer, settings=settings, inline_projections=inline_projections)
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A write transaction holding the append lock; commits on success."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{WRITE: True})
+                with conn.begin():
+                    if not self._sqlite:
+                        conn.exec_driver_sql(
+                            "SELECT pg_advisory_xact_lock(hashtext(current_schema() "
+                            "|| '.ledger_append'))"
+                        )
+                    yield conn
+        except sa.exc.DBAPIError as exc:
+            raise translate_error(exc) from exc
+
+    def append(
+        self,
+        stream: str,
+        events: Sequence[Event],
+        *,
+        expected_sequence: int | None = None,
+        event_ids: Sequence[uuid.UUID | str] | None = None,
+    ) -> AppendResult:
+        """Append ``events`` to ``stream`` in one transaction.
+
+        ``expected_sequence``: ``None`` accepts any head, ``0`` requires that the stream does not
+        exist, ``n`` requires head ``n``; otherwise :class:`WrongExpectedVersionError` and nothing
+        is written. Re-appending stored ``event_ids`` returns the original result.
+        """
+        part = StreamAppend(
+            stream=stream, events=events, expected_sequence=expected_sequence, event_ids=event_ids
+        )
+        return self.append_streams([part])[0]
+
+    def append_streams(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
+        """Append to several streams in ONE transaction: all are written, or none."""
+        prepared = [self._prepare(part) for part in appends]
+        try:
+            with self.transaction() as conn:
+                return self.append_in(conn, appends, prepared)
+        except DatabaseError as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, sa.exc.IntegrityError):
+                raise
+            actual = {part.stream: self.head_sequence(part.stream) for part in appends}
+            raise translate_error(cause, appends, actual) from cause
+
+    def append_in(
+        self,
+        conn: sa.Connection,
+        appends: Sequence[StreamAppend],
+        prepared: Sequence[list[dict[str, Any]]] | None = None,
+    ) -> list[AppendResult]:
+        """Append inside a :meth:`transaction` the caller holds (for read-check-write callers)."""
+        if prepared is None:
+            prepared = [self._prepare(part) for part in appends]
+        duplicate = self._stored_result(conn, appends, prepared)
+        if duplicate is not None:
+            return duplicate
+        names = list({part.stream for part in appends})
+        heads: dict[str, int] = dict(conn.execute(self._head, {"streams": names}).tuples().all())
+        original = dict(heads)
+        for part in appends:
+            actual = heads.get(part.stream, 0)
+            expected = part.expected_sequence
+            if expected is not None and expected != actual:
+                raise WrongExpectedVersionError(part.stream, expected, actual)
+            heads[part.stream] = actual + len(part.events)
+        now = dt.datetime.now(dt.UTC)
+        rows: list[dict[str, Any]] = []
+        sequences: list[tuple[int, ...]] = []
+        cursor = dict(original)
+        for part, part_rows in zip(appends, prepared, strict=True):
+            start = cursor.get(part.stream, 0)
+            seqs = tuple(range(start + 1, start + 1 + len(part_rows)))
+            cursor[part.stream] = start + len(part_rows)
+            sequences.append(seqs)
+            for row, seq in zip(part_rows, seqs, strict=True):
+                row["sequence"] = seq
+                row["recorded_at"] = now
+                rows.append(row)
+        if not rows:
+            return [self._empty_result(part.stream, heads) for part in appends]
+        events_in_order = [row.pop("_event") for row in rows]
+        positions = conn.execute(self._insert, rows).scalars().all()
+        self._move_heads(conn, original, heads, rows, positions)
+        results: list[AppendResult] = []
+        index = 0
+        for part, seqs in zip(appends, sequences, strict=True):
+            part_positions = tuple(positions[index : index + len(seqs)])
+            ids = tuple(row["event_id"] for row in rows[index : index + len(seqs)])
+            index += len(seqs)
+            if not seqs:
+                results.append(self._empty_result(part.stream, heads))
+                continue
+            results.append(
+                AppendResult(
+                    stream=part.stream,
+                    sequence=seqs[-1],
+                    position=part_positions[-1],
+                    sequences=seqs,
+                    positions=part_positions,
+                    event_ids=ids,
+                )
+            )
+        if self.inline_projections:
+            records = [
+                RecordedEvent(
+                    stream=row["stream"],
+                    sequence=row["sequence"],
+                    position=position,
+                    type=row["type"],
+                    event=event,
+                    event_id=row["event_id"],
+                    writer=row["writer"],
+                    recorded_at=now,
+                    schema_version=row["schema_version"],
+                )
+                for row, position, event in zip(rows, positions, events_in_order, strict=True)
+            ]
+            for projection in self.inline_projections:
+                projection.apply(conn, records)
+        return results
+
+    def _prepare(self, part: StreamAppend) -> list[dict[str, Any]]:
+        """Validate and encode one stream's events before any lock is taken."""
+        if not isinstance(part.stream, str) or not 0 < len(part.stream) <= _MAX_STREAM:
+            raise InvalidEventError(
+                "stream", f"stream name {part.stream!r} must be 1..{_MAX_STREAM} characters"
+            )
+        expected = part.expected_sequence
+        if expected is not None and (
+            isinstance(expected, bool) or not isinstance(expected, int) or expected < 0
+        ):
+            raise InvalidEventError(
+                "expected_sequence", f"{expected!r} must be None or an integer >= 0"
+            )
+        if part.event_ids is not None and len(part.event_ids) != len(part.events):
+            raise InvalidEventError(
+                "event_ids",
+                f"{len(part.event_ids)} event_ids given for {len(part.events)} events",
+            )
+        ids = (
+            [_as_uuid(value) for value in part.event_ids]
+            if part.event_ids is not None
+            else [uuid.uuid4() for _ in part.events]
+        )
+        if len(set(ids)) != len(ids):
+            raise InvalidEventError("event_ids", "the same event_id appears twice in one append")
+        rows: list[dict[str, Any]] = []
+        for event, event_id in zip(part.events, ids, strict=True):
+            type_name, payload = self.codec.encode(event)
+            rows.append(
+                {
+                    "stream": part.stream,
+                    "type": type_name,
+                    "data": payload,
+                    "event_id": event_id,
+                    "writer": self.writer,
+                    "schema_version": type(event).schema_version,
+                    "_event": event,
+                }
+            )
+        return rows
+
+    def _stored_result(
+        self,
+        conn: sa.Connection,
+        appends: Sequence[StreamAppend],
+        prepared: Sequence[list[dict[str, Any]]],
+    ) -> list[AppendResult] | None:
+        """The original results if these caller-given ``event_ids`` are stored already."""
+        given = [
+            row["event_id"]
+            for part, rows in zip(appends, prepared, strict=True)
+            if part.event_ids is not None
+            for row in rows
+        ]
+        if not given:
+            return None
+        t = events_table
+        found = {
+            row.event_id: row
+            for row in conn.execute(
+                sa.select(t.c.event_id, t.c.stream, t.c.sequence, t.c.position).where(
+                    t.c.event_id.in_(given)
+                )
+            )
+        }
+        if not found:
+            return None
+        results: list[AppendResult] = []
+        for part, rows in zip(appends, prepared, strict=True):
+            stored = [found.get(row["event_id"]) for row in rows]
+            if (
+                part.event_ids is None
+                or any(s is None or s.stream != part.stream for s in stored)
+                or [s.sequence for s in stored if s is not None]
+                != list(range(stored[0].sequence, stored[0].sequence + len(stored)))  # type: ignore[union-attr]
+            ):
+                clashing = [str(i) for i in given if i in found]
+                raise DuplicateEventError(part.stream, clashing)
+            results.append(
+                AppendResult(
+                    stream=part.stream,
+                    sequence=stored[-1].sequence,  # type: ignore[union-attr]
+                    position=stored[-1].position,  # type: ignore[union-attr]
+                    sequences=tuple(s.sequence for s in stored),  # type: ignore[union-attr]
+                    positions=tuple(s.position for s in stored),  # type: ignore[union-attr]
+                    event_ids=tuple(row["event_id"] for row in rows),
+                    duplicate=True,
+                )
+            )
+        return results
+
+    def _move_heads(
+        self,
+        conn: sa.Connection,
+        original: Mapping[str, int],
+        heads: Mapping[str, int],
+        rows: Sequence[Mapping[str, Any]],
+        positions: Sequence[int],
+    ) -> None:
+        last_position = {row["stream"]: pos for row, pos in zip(rows, positions, strict=True)}
+        updates = [
+            {"s": stream, "sequence": heads[stream], "position": pos}
+            for stream, pos in last_position.items()
+            if stream in original
+        ]
+        inserts = [
+            {"stream": stream, "sequence": heads[stream], "position": pos}
+            for stream, pos in last_position.items()
+            if stream not in original
+        ]
+        if updates:
+            t = streams_table
+            conn.execute(
+                t.update()
+                .where(t.c.stream == sa.bindparam("s"))
+                .values(sequence=sa.bindparam("sequence"), position=sa.bindparam("position")),
+                updates,
+            )
+        if inserts:
+            conn.execute(streams_table.insert(), inserts)
+
+    @staticmethod
+    def _empty_result(stream: str, heads: Mapping[str, int]) -> AppendResult:
+        return AppendResult(
+            stream=stream,
+            sequence=heads.get(stream, 0),
+            position=0,
+            sequences=(),
+            positions=(),
+            event_ids=(),
+        )
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def head_sequence(self, stream: str) -> int:
+        """The stream's head sequence, 0 when it has no events."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(streams_table.c.sequence).where(streams_table.c.stream == stream)
+            ).scalar()
+        return int(value or 0)
+
+    def last_position(self) -> int:
+        """The highest position in the log, 0 when it is empty."""
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(sa.func.max(events_table.c.position))).scalar()
+        return int(value or 0)
+
+    def read_stream(
+        self, stream: str, from_sequence: int = 1, *, batch_size: int = _READ_BATCH
+    ) -> Iterator[RecordedEvent]:
+        """Yield the events of ``stream`` from ``from_sequence`` on, lazily, in batches."""
+        t = events_table
+        query = (
+            sa.select(t)
+            .where(t.c.stream == stream, t.c.sequence >= sa.bindparam("after"))
+            .order_by(t.c.sequence)
+            .limit(batch_size)
+        )
+        after = from_sequence
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query, {"after": after}).all()
+            for row in rows:
+                yield self._record(row)
+            if len(rows) < batch_size:
+                return
+            after = rows[-1].sequence + 1
+
+    def read_all(
+        self, after_position: int = 0, limit: int | None = None, *, batch_size: int = _READ_BATCH
+    ) -> Iterator[RecordedEvent]:
+        """Yield events with ``position > after_position`` in log order, lazily, in batches."""
+        t = events_table
+        query = (
+            sa.select(t)
+            .where(t.c.position > sa.bindparam("after"))
+            .order_by(t.c.position)
+            .limit(sa.bindparam("size"))
+        )
+        remaining = limit
+        after = after_position
+        while remaining is None or remaining > 0:
+            size = batch_size if remaining is None else min(batch_size, remaining)
+            with self.engine.connect() as conn:
+                rows = conn.execute(query, {"after": after, "size": size}).all()
+            for row in rows:
+                yield self._record(row)
+            if len(rows) < size:
+                return
+            after = rows[-1].position
+            if remaining is not None:
+                remaining -= len(rows)
+
+    def _record(self, row: sa.Row[Any]) -> RecordedEvent:
+        return RecordedEvent(
+            stream=row.stream,
+            sequence=row.sequence,
+            position=row.position,
+            type=row.type,
+            event=self.codec.decode(row.type, row.data, row.schema_version, row.position),
+            event_id=row.event_id,
+            writer=row.writer,
+            recorded_at=row.recorded_at,
+            schema_version=row.schema_version,
+        )
+
+
+def ensure_schema(engine: sa.Engine) -> None:
+    """Migrate SQLite to the head; require PostgreSQL to be there already."""
+    head = migration.head_revision()
+    current = migration.current_revision(engine)
+    if current == head:
+        return
+    if is_sqlite(engine):
+        migration.upgrade(engine)
+        return
+    raise SchemaNotCurrentError(current, head)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the ledger schema (``ledger db upgrade`` runs them)."""

@@ -1,0 +1,1 @@
+"""Projections of the ledger's event log (imports ``ledger``, never the reverse)."""

@@ -1,0 +1,106 @@
+"""Shared fixtures: one parametrized ``database_url`` runs every contract test on both backends.
+
+``sqlite`` is a file under ``tmp_path`` (``:memory:`` is private to one connection, and the
+store uses a pool). ``postgresql`` is a fresh schema per test in the database named by
+``LEDGER_TEST_POSTGRES_URL``, selected through ``search_path`` in the URL and dropped afterwards.
+Without that variable the PostgreSQL cases skip with a reason naming it; with ``CI=true`` they
+fail instead, so a CI run can never pass by silently skipping half the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ledger import EventStore
+from ledger.config import Settings
+
+POSTGRES_ENV = "LEDGER_TEST_POSTGRES_URL"
+
+
+def _postgres_base_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        reason = f"set {POSTGRES_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but PostgreSQL is not configured: {reason}")
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[sa.Engine]:
+    """An engine on the PostgreSQL test database, for creating and dropping test schemas."""
+    from ledger.database import normalize_url
+
+    engine = sa.create_engine(normalize_url(_postgres_base_url()), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"{POSTGRES_ENV} is set but PostgreSQL is unreachable: {exc}")
+    yield engine
+    engine.dispose()
+
+
+def _postgres_schema_url(admin: sa.Engine, schema: str) -> str:
+    url = admin.url.update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite"),
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty database: SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    admin: sa.Engine = request.getfixturevalue("postgres_admin")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield _postgres_schema_url(admin, schema)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def migrated_url(database_url: str) -> str:
+    """``database_url`` after ``ledger db upgrade`` (both backends at the Alembic head)."""
+    from ledger import migration
+    from ledger.database import create_engine
+
+    engine = create_engine(database_url)
+    try:
+        migration.upgrade(engine)
+    finally:
+        engine.dispose()
+    return database_url
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Default settings, isolated from the developer's own ``LEDGER_`` variables."""
+    return Settings.from_env({})
+
+
+@pytest.fixture
+def store(migrated_url: str, settings: Settings) -> Iterator[EventStore]:
+    """An open :class:`EventStore` on a migrated database of each backend."""
+    with EventStore.open(migrated_url, writer="test-writer", settings=settings) as opened:
+        yield opened
+        # No connection may be left checked out when a test ends (APScheduler's teardown check).
+        pool = opened.engine.pool
+        assert isinstance(pool, sa.pool.QueuePool)
+        assert pool.checkedout() == 0, "a connection leaked out of the store"
