@@ -16,18 +16,21 @@ built in ``__init__`` from the attributes, so the text always names the object a
     ├── InvalidEventError(LedgerError, ValueError)        event type, path, detail
     │   └── EventTooLargeError(InvalidEventError)        size, limit
     ├── DuplicateEventError(LedgerError, ValueError)      event_ids stored elsewhere
+    ├── InvalidArgumentError(LedgerError, ValueError)     argument, value, expected
     ├── ConfigurationError(LedgerError, ValueError)       variable, value, expected
     ├── SchemaNotCurrentError(LedgerError)                current, head
     ├── DatabaseError(LedgerError, OSError)               translated driver error
     └── ProjectionError(LedgerError)                      projection, position
 
-Driver errors are translated in exactly one place, :func:`translate_integrity_error`.
+Driver errors are translated in exactly one place, :func:`ledger.store.translate_error`.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
+from typing import Any, Self
 
 __all__ = [
     "ConfigurationError",
@@ -35,6 +38,7 @@ __all__ = [
     "DuplicateEventError",
     "EventDecodeError",
     "EventTooLargeError",
+    "InvalidArgumentError",
     "InvalidEventError",
     "LedgerError",
     "ProjectionError",
@@ -48,7 +52,22 @@ __all__ = [
 
 
 class LedgerError(Exception):
-    """Base class of every error the ledger raises."""
+    """Base class of every error the ledger raises.
+
+    The constructor arguments are kept so every subclass pickles (errors cross process
+    boundaries in multi-process gateways) although each builds its own message.
+    """
+
+    _init_args: tuple[tuple[Any, ...], dict[str, Any]]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        self = super().__new__(cls, *args)
+        self._init_args = (args, kwargs)
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        args, kwargs = self._init_args
+        return (functools.partial(type(self), **kwargs), args)
 
 
 class WrongExpectedVersionError(LedgerError):
@@ -62,9 +81,6 @@ class WrongExpectedVersionError(LedgerError):
             f"Wrong expected version for stream {stream!r}: expected {expected}, actual {actual}"
         )
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.stream, self.expected, self.actual))
-
 
 class StreamNotFoundError(LedgerError, LookupError):
     """A stream that must exist has no events."""
@@ -72,9 +88,6 @@ class StreamNotFoundError(LedgerError, LookupError):
     def __init__(self, stream: str) -> None:
         self.stream = stream
         super().__init__(f"Stream {stream!r} does not exist")
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.stream,))
 
 
 class SessionNotFoundError(StreamNotFoundError):
@@ -87,9 +100,6 @@ class SessionNotFoundError(StreamNotFoundError):
 
     def __str__(self) -> str:
         return f"Session {self.session_id!r} does not exist"
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.session_id,))
 
 
 class SessionClosedError(LedgerError):
@@ -164,6 +174,16 @@ class DuplicateEventError(LedgerError, ValueError):
             f"Event ids {', '.join(self.event_ids)} are already stored, but not as one append "
             f"to stream {stream!r} in this order"
         )
+
+
+class InvalidArgumentError(LedgerError, ValueError):
+    """An argument to a ledger call is out of range or malformed; nothing was done."""
+
+    def __init__(self, argument: str, value: object, expected: str) -> None:
+        self.argument = argument
+        self.value = value
+        self.expected = expected
+        super().__init__(f"Invalid {argument} {value!r}: expected {expected}")
 
 
 class ConfigurationError(LedgerError, ValueError):

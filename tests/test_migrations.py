@@ -1,0 +1,105 @@
+"""Alembic migrations: round trips, the head revision, no drift from ``ledger.schema``, one head.
+
+Every test but the two ``EventStore.open`` ones runs on both backends through ``database_url``.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from ledger import EventStore, SchemaNotCurrentError, migration
+from ledger.config import Settings
+from ledger.database import create_engine
+from ledger.schema import metadata
+
+LEDGER_TABLES = set(metadata.tables)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    """An engine on the empty database of each backend."""
+    created = create_engine(database_url, Settings.from_env({}))
+    yield created
+    created.dispose()
+
+
+def table_names(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(sa.inspect(conn).get_table_names())
+
+
+def test_upgrade_downgrade_base_upgrade_creates_drops_and_recreates_the_tables(
+    engine: sa.Engine,
+) -> None:
+    """Upgrading creates every table, downgrading to base drops them, upgrading again restores."""
+    migration.upgrade(engine)
+    assert table_names(engine) >= LEDGER_TABLES
+    migration.downgrade(engine, "base")
+    assert table_names(engine) & LEDGER_TABLES == set()
+    assert migration.current_revision(engine) is None
+    migration.upgrade(engine)
+    assert table_names(engine) >= LEDGER_TABLES
+
+
+def test_upgrade_leaves_the_database_at_the_head_revision(engine: sa.Engine) -> None:
+    """After ``upgrade`` the database's Alembic revision is ``head_revision()``."""
+    assert migration.current_revision(engine) is None
+    migration.upgrade(engine)
+    assert migration.current_revision(engine) == migration.head_revision()
+
+
+def test_migrated_database_has_no_drift_from_the_schema_metadata(engine: sa.Engine) -> None:
+    """Autogenerate finds nothing to change between the migrated database and ``metadata``."""
+    migration.upgrade(engine)
+    with engine.connect() as conn:
+        # The same options as migrations/env.py, so this is what `alembic check` compares.
+        opts = {"compare_type": True, "include_object": migration.include_object}
+        context = MigrationContext.configure(conn, opts=opts)
+        diff = compare_metadata(context, metadata)
+    assert diff == []
+
+
+def test_script_directory_has_exactly_one_head() -> None:
+    """The migration scripts form a single line of history with one head."""
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("migrations")))
+    heads = ScriptDirectory.from_config(config).get_heads()
+    assert heads == [migration.head_revision()]
+
+
+def test_sqlite_open_creates_and_migrates_a_private_file(tmp_path: Path) -> None:
+    """Opening a new SQLite path creates the folder 0700 and the file 0600 at the head revision."""
+    path = tmp_path / "missing" / "ledger.db"
+    with EventStore.open(f"sqlite:///{path}", settings=Settings.from_env({})) as store:
+        assert migration.current_revision(store.engine) == migration.head_revision()
+        assert table_names(store.engine) >= LEDGER_TABLES
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+def test_postgresql_open_of_an_empty_schema_raises_schema_not_current(
+    database_url: str, engine: sa.Engine
+) -> None:
+    """PostgreSQL is never migrated on open: an empty schema asks for ``ledger db upgrade``."""
+    head = migration.head_revision()
+    with pytest.raises(
+        SchemaNotCurrentError,
+        match=rf"^Database schema is at revision <empty>, this ledger needs {head}: "
+        r"run `ledger db upgrade`$",
+    ) as info:
+        EventStore.open(database_url, settings=Settings.from_env({}))
+    assert (info.value.current, info.value.head) == (None, head)
+    assert table_names(engine) == set()
