@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ledger import migration
+from ledger import migration, plugins
 from ledger.config import Settings
 from ledger.database import create_engine
 from ledger.errors import LedgerError
+from ledger.store import EventStore
 
-__all__ = ["main"]
+__all__ = ["cli", "emit_json", "json_option", "main", "open_store", "progress_bar", "url_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,7 +49,17 @@ def emit_json(data: object) -> None:
 
 
 class LedgerGroup(click.Group):
-    """A click group that turns :class:`LedgerError` into a one-line message and exit 1."""
+    """The root group: turns :class:`LedgerError` into a one-line message and exit 1, and adds
+    the commands other packages plug in (``session_ledger.commands`` entry points)."""
+
+    def _plugged(self) -> dict[str, click.Command]:
+        return {command.name: command for command in plugins.load("commands") if command.name}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugged()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or self._plugged().get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -64,6 +78,35 @@ def cli() -> None:
 @cli.group()
 def db() -> None:
     """Manage the database schema (Alembic migrations)."""
+
+
+@contextmanager
+def open_store(url: str | None) -> Iterator[EventStore]:
+    """The store at ``url`` (or the configured default), closed on exit."""
+    store = EventStore.open(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def progress_bar(label: str, total: int, quiet: bool = False) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; yields ``advance(n)``. Silent when ``quiet``."""
+    if quiet:
+        yield lambda _n: None
+        return
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task(label, total=total or None)
+        yield lambda n: progress.advance(task, n)
 
 
 def _engine(url: str | None) -> Any:

@@ -18,7 +18,28 @@ from alembic.script import ScriptDirectory
 
 from ledger.database import WRITE
 
-__all__ = ["current_revision", "downgrade", "head_revision", "upgrade"]
+__all__ = [
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "include_object",
+    "upgrade",
+]
+
+
+#: Objects migration 0002 creates by hand because they are dialect-specific: SQLite's FTS5 table
+#: (and the shadow tables FTS5 makes) and PostgreSQL's generated ``tsvector`` column and index.
+_UNMANAGED_PREFIXES = ("search_fts",)
+_UNMANAGED_NAMES = frozenset({"tsv", "ix_search_documents_tsv"})
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic filter: leave the hand-made search index out of autogenerate comparisons."""
+    if name is None:
+        return True
+    return name not in _UNMANAGED_NAMES and not name.startswith(_UNMANAGED_PREFIXES)
 
 
 @cache

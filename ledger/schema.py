@@ -17,7 +17,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-__all__ = ["UTCDateTime", "events", "metadata", "streams"]
+__all__ = [
+    "UTCDateTime",
+    "events",
+    "metadata",
+    "projection_checkpoints",
+    "search_documents",
+    "session_heads",
+    "session_keys",
+    "streams",
+    "transcript_messages",
+    "usage_daily",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -79,4 +90,95 @@ streams = sa.Table(
     sa.Column("stream", sa.String(300), primary_key=True),
     sa.Column("sequence", sa.BigInteger, nullable=False),
     sa.Column("position", sa.BigInteger, nullable=False),
+)
+
+# -- views derived from the log (written by the ``projections`` package) -----------------------
+
+session_heads = sa.Table(
+    "session_heads",
+    metadata,
+    sa.Column("session_id", sa.String(255), primary_key=True),
+    sa.Column("session_key", sa.String(255), nullable=True, index=True),
+    sa.Column("source", sa.String(64), nullable=True),
+    sa.Column("user_id", sa.String(255), nullable=True),
+    sa.Column("model", sa.String(255), nullable=True),
+    sa.Column("title", sa.String(1024), nullable=True),
+    sa.Column("parent_session_id", sa.String(255), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("message_count", sa.Integer, nullable=False),
+    sa.Column("token_count", sa.BigInteger, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("writer", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_session_heads_updated_at", "updated_at"),
+)
+
+transcript_messages = sa.Table(
+    "transcript_messages",
+    metadata,
+    sa.Column("session_id", sa.String(255), primary_key=True),
+    sa.Column("message_id", sa.String(255), primary_key=True),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("tool_name", sa.String(255), nullable=True),
+    sa.Column("tool_call_id", sa.String(255), nullable=True),
+    sa.Column("tool_calls", sa.Text, nullable=True),
+    sa.Column("token_count", sa.Integer, nullable=True),
+    sa.Column("finish_reason", sa.String(64), nullable=True),
+    sa.Column("reasoning", sa.Text, nullable=True),
+    sa.Column("writer", sa.String(255), nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+    sa.Column("retracted_position", sa.BigInteger, nullable=True),
+    sa.Index("ix_transcript_messages_session_sequence", "session_id", "sequence"),
+)
+
+session_keys = sa.Table(
+    "session_keys",
+    metadata,
+    sa.Column("session_key", sa.String(255), primary_key=True),
+    sa.Column("session_id", sa.String(255), nullable=False),
+    sa.Column("previous_session_id", sa.String(255), nullable=True),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("writer", sa.String(255), nullable=False),
+    sa.Column("switched_at", UTCDateTime, nullable=False),
+)
+
+projection_checkpoints = sa.Table(
+    "projection_checkpoints",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+usage_daily = sa.Table(
+    "usage_daily",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("sessions", sa.Integer, nullable=False),
+    sa.Column("messages", sa.Integer, nullable=False),
+    sa.Column("retractions", sa.Integer, nullable=False),
+    sa.Column("tokens", sa.BigInteger, nullable=False),
+)
+
+#: Full-text search documents. The index itself is dialect-specific and lives outside this
+#: MetaData (created by migration 0002): an FTS5 table ``search_fts`` over this table's rows on
+#: SQLite, a generated ``tsvector`` column with a GIN index on PostgreSQL.
+search_documents = sa.Table(
+    "search_documents",
+    metadata,
+    sa.Column("doc_id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("session_id", sa.String(255), nullable=False),
+    sa.Column("message_id", sa.String(255), nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.UniqueConstraint("session_id", "message_id"),
 )

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from ledger import migration
+from ledger import migration, plugins
 from ledger.codec import Codec
 from ledger.config import Settings
 from ledger.database import WRITE, create_engine, is_sqlite
@@ -113,16 +113,24 @@ class EventStore:
         writer: str | None = None,
         settings: Settings | None = None,
         codec: Codec | None = None,
-        inline_projections: Sequence[InlineProjection] = (),
+        inline_projections: Sequence[InlineProjection] | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings or Settings.from_env()
         self.writer = writer or default_writer()
         self.codec = codec or Codec(max_event_bytes=self.settings.max_event_bytes)
+        if inline_projections is None:
+            inline_projections = [cls() for cls in plugins.load("inline_projections")]
         self.inline_projections: list[InlineProjection] = list(inline_projections)
         self._sqlite = is_sqlite(engine)
         self._insert = events_table.insert().returning(
             events_table.c.position, sort_by_parameter_order=True
+        )
+        self._read_all = (
+            sa.select(events_table)
+            .where(events_table.c.position > sa.bindparam("after"))
+            .order_by(events_table.c.position)
+            .limit(sa.bindparam("size"))
         )
         self._head = sa.select(streams_table.c.stream, streams_table.c.sequence).where(
             streams_table.c.stream.in_(sa.bindparam("streams", expanding=True))
@@ -137,12 +145,14 @@ class EventStore:
         *,
         writer: str | None = None,
         settings: Settings | None = None,
-        inline_projections: Sequence[InlineProjection] = (),
+        inline_projections: Sequence[InlineProjection] | None = None,
     ) -> EventStore:
         """Open the store at ``url`` (else ``LEDGER_DATABASE_URL``, else the embedded file).
 
         A SQLite database is created and migrated to the head revision on first open. A
         PostgreSQL database that is not at the head raises :class:`SchemaNotCurrentError`.
+        ``inline_projections=None`` applies the installed ones (``sessions``, ``keys``); pass
+        ``()`` for a bare log without views.
         """
         settings = settings or Settings.from_env()
         engine = create_engine(settings.resolve_url(url), settings)
@@ -166,13 +176,17 @@ class EventStore:
     # -- writing -----------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[sa.Connection]:
-        """A write transaction holding the append lock; commits on success."""
+    def transaction(self, *, append_lock: bool = True) -> Iterator[sa.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite) that commits on success.
+
+        ``append_lock`` also takes PostgreSQL's append lock, which every append holds so that
+        positions commit in order; writers that never insert events (projection runners) skip it.
+        """
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(**{WRITE: True})
                 with conn.begin():
-                    if not self._sqlite:
+                    if append_lock and not self._sqlite:
                         conn.exec_driver_sql(
                             "SELECT pg_advisory_xact_lock(hashtext(current_schema() "
                             "|| '.ledger_append'))"
@@ -462,27 +476,29 @@ class EventStore:
     def read_all(
         self, after_position: int = 0, limit: int | None = None, *, batch_size: int = _READ_BATCH
     ) -> Iterator[RecordedEvent]:
-        """Yield events with ``position > after_position`` in log order, lazily, in batches."""
-        t = events_table
-        query = (
-            sa.select(t)
-            .where(t.c.position > sa.bindparam("after"))
-            .order_by(t.c.position)
-            .limit(sa.bindparam("size"))
-        )
+        """Yield events with ``position > after_position`` in log order, lazily, in batches.
+
+        Each batch is its own short read, so a long iteration holds no transaction open.
+        """
         remaining = limit
         after = after_position
         while remaining is None or remaining > 0:
             size = batch_size if remaining is None else min(batch_size, remaining)
             with self.engine.connect() as conn:
-                rows = conn.execute(query, {"after": after, "size": size}).all()
-            for row in rows:
-                yield self._record(row)
-            if len(rows) < size:
+                batch = self.read_batch(conn, after, size)
+            yield from batch
+            if len(batch) < size:
                 return
-            after = rows[-1].position
+            after = batch[-1].position
             if remaining is not None:
-                remaining -= len(rows)
+                remaining -= len(batch)
+
+    def read_batch(
+        self, conn: sa.Connection, after_position: int, limit: int
+    ) -> list[RecordedEvent]:
+        """Up to ``limit`` events after ``after_position``, read on the caller's connection."""
+        rows = conn.execute(self._read_all, {"after": after_position, "size": limit}).all()
+        return [self._record(row) for row in rows]
 
     def _record(self, row: sa.Row[Any]) -> RecordedEvent:
         return RecordedEvent(

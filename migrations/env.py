@@ -12,6 +12,7 @@ import os
 import sqlalchemy as sa
 from alembic import context
 
+from ledger.migration import include_object
 from ledger.schema import metadata
 
 config = context.config
@@ -23,6 +24,7 @@ def _configure(connection: sa.Connection) -> None:
         target_metadata=metadata,
         render_as_batch=True,
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,203 @@
+"""Reading the views the projections maintain: heads, active sessions, transcripts, search.
+
+The ``projections`` package writes these tables; this module only reads them, with prepared
+Core statements, so the agent cache's per-turn head lookup is one indexed primary-key read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+
+from ledger.errors import InvalidArgumentError
+from ledger.schema import session_heads, session_keys, transcript_messages
+
+__all__ = ["SearchHit", "SessionHead", "SessionViews", "TranscriptMessage"]
+
+_MAX_PAGE = 10_000
+
+
+class SessionHead(msgspec.Struct, frozen=True, kw_only=True):
+    """The projection row of one session: its stream head and live state."""
+
+    session_id: str
+    sequence: int
+    message_count: int
+    position: int
+    writer: str
+    state: str
+    session_key: str | None
+    source: str | None
+    user_id: str | None
+    model: str | None
+    title: str | None
+    parent_session_id: str | None
+    token_count: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class TranscriptMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """One message of a session's transcript; ``retracted`` when undone or retried away."""
+
+    session_id: str
+    message_id: str
+    sequence: int
+    position: int
+    role: str
+    content: str
+    tool_name: str | None
+    tool_call_id: str | None
+    tool_calls: list[dict[str, Any]] | None
+    token_count: int | None
+    finish_reason: str | None
+    reasoning: str | None
+    writer: str
+    recorded_at: dt.datetime
+    retracted: bool
+
+
+class SearchHit(msgspec.Struct, frozen=True, kw_only=True):
+    """A search result: where the message is, a highlighted snippet and its rank."""
+
+    session_id: str
+    message_id: str
+    role: str
+    position: int
+    snippet: str
+    rank: float
+
+
+_tool_calls = msgspec.json.Decoder(list[dict[str, Any]])
+_HEAD_FIELDS = tuple(SessionHead.__struct_fields__)
+
+
+def _head(row: sa.RowMapping) -> SessionHead:
+    return SessionHead(**{name: row[name] for name in _HEAD_FIELDS})
+
+
+def _message(row: sa.RowMapping) -> TranscriptMessage:
+    values = {k: row[k] for k in TranscriptMessage.__struct_fields__ if k in row}
+    raw = row["tool_calls"]
+    values["tool_calls"] = None if raw is None else _tool_calls.decode(raw)
+    values["retracted"] = row["retracted_position"] is not None
+    return TranscriptMessage(**values)
+
+
+def fts5_query(text: str) -> str:
+    """A user's words as an FTS5 query that matches all of them (operators are not parsed)."""
+    return " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
+
+
+class SessionViews:
+    """Read-only access to the session views of one database."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        h = session_heads
+        self._head = sa.select(h).where(h.c.session_id == sa.bindparam("session_id"))
+        self._sequence = sa.select(h.c.sequence).where(h.c.session_id == sa.bindparam("sid"))
+        k = session_keys
+        self._active = sa.select(k.c.session_id).where(k.c.session_key == sa.bindparam("key"))
+
+    def head(self, session_id: str) -> SessionHead | None:
+        """The head of ``session_id``, ``None`` when no such session exists."""
+        with self.engine.connect() as conn:
+            row = conn.execute(self._head, {"session_id": session_id}).mappings().first()
+        return None if row is None else _head(row)
+
+    def head_sequence(self, session_id: str) -> int | None:
+        """Only the head ``sequence`` (the agent cache's per-turn read), ``None`` if absent."""
+        with self.engine.connect() as conn:
+            value = conn.execute(self._sequence, {"sid": session_id}).scalar()
+        return None if value is None else int(value)
+
+    def active_session(self, session_key: str) -> str | None:
+        """The session currently active under ``session_key``, ``None`` when the key is new."""
+        with self.engine.connect() as conn:
+            value = conn.execute(self._active, {"key": session_key}).scalar()
+        return None if value is None else str(value)
+
+    def transcript(
+        self, session_id: str, *, include_retracted: bool = False
+    ) -> list[TranscriptMessage]:
+        """The session's messages in order; retracted ones only when asked for."""
+        t = transcript_messages
+        query = sa.select(t).where(t.c.session_id == session_id).order_by(t.c.sequence)
+        if not include_retracted:
+            query = query.where(t.c.retracted_position.is_(None))
+        with self.engine.connect() as conn:
+            return [_message(row) for row in conn.execute(query).mappings()]
+
+    def sessions(
+        self,
+        *,
+        session_key: str | None = None,
+        source: str | None = None,
+        state: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[SessionHead]:
+        """The session catalog, most recently updated first, filtered and paged."""
+        if not 0 < limit <= _MAX_PAGE:
+            raise InvalidArgumentError("limit", limit, f"1..{_MAX_PAGE}")
+        if offset < 0:
+            raise InvalidArgumentError("offset", offset, "an integer >= 0")
+        h = session_heads
+        query = sa.select(h).order_by(h.c.updated_at.desc(), h.c.session_id)
+        if session_key is not None:
+            query = query.where(h.c.session_key == session_key)
+        if source is not None:
+            query = query.where(h.c.source == source)
+        if state is not None:
+            query = query.where(h.c.state == state)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.limit(limit).offset(offset)).mappings()
+            return [_head(row) for row in rows]
+
+    def search(
+        self, query: str, *, limit: int = 20, session_id: str | None = None
+    ) -> list[SearchHit]:
+        """Messages matching every word of ``query``, best first, with a highlighted snippet."""
+        if not query.strip():
+            raise InvalidArgumentError("search query", query, "at least one word")
+        if not 0 < limit <= _MAX_PAGE:
+            raise InvalidArgumentError("limit", limit, f"1..{_MAX_PAGE}")
+        params: dict[str, Any] = {"limit": limit, "sid": session_id}
+        if self.engine.dialect.name == "sqlite":
+            params["q"] = fts5_query(query)
+            sql = (
+                "SELECT d.session_id, d.message_id, d.role, d.position, "
+                "snippet(search_fts, 0, '[', ']', '…', 12) AS snippet, "
+                "-bm25(search_fts) AS rank "
+                "FROM search_fts JOIN search_documents d ON d.doc_id = search_fts.rowid "
+                "WHERE search_fts MATCH :q AND (:sid IS NULL OR d.session_id = :sid) "
+                "ORDER BY bm25(search_fts), d.position LIMIT :limit"
+            )
+        else:
+            params["q"] = query
+            sql = (
+                "SELECT d.session_id, d.message_id, d.role, d.position, "
+                "ts_headline('simple', d.content, q, "
+                "'StartSel=[,StopSel=],MaxWords=24,MinWords=8') AS snippet, "
+                "ts_rank(d.tsv, q) AS rank "
+                "FROM search_documents d, websearch_to_tsquery('simple', :q) q "
+                "WHERE d.tsv @@ q AND (CAST(:sid AS TEXT) IS NULL OR d.session_id = :sid) "
+                "ORDER BY rank DESC, d.position LIMIT :limit"
+            )
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.text(sql), params).mappings().all()
+        return [
+            SearchHit(
+                session_id=row["session_id"],
+                message_id=row["message_id"],
+                role=row["role"],
+                position=int(row["position"]),
+                snippet=str(row["snippet"]),
+                rank=float(row["rank"]),
+            )
+            for row in rows
+        ]

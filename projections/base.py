@@ -1,0 +1,79 @@
+"""The projection protocol shared by inline and asynchronous projections.
+
+A projection owns some view tables and folds batches of recorded events into them through
+:meth:`Projection.apply`, on a connection whose transaction the caller controls: the append
+transaction for inline projections (read-your-writes), the runner's transaction for asynchronous
+ones (view update and checkpoint commit together). Projections are built over a mapping of their
+tables so ``verify`` can fold the log into temporary copies and compare them with the live views.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+
+from ledger.records import RecordedEvent
+
+__all__ = ["Projection", "write_rows"]
+
+
+class Projection:
+    """Base class: a named fold from events into the tables in ``table_names``."""
+
+    #: Stable name used by the CLI, checkpoints and reports.
+    name: ClassVar[str]
+    #: True when the store applies it inside every append transaction.
+    inline: ClassVar[bool]
+    #: The default tables (from :mod:`ledger.schema`) this projection writes.
+    default_tables: ClassVar[tuple[sa.Table, ...]]
+    #: For each table, the columns that identify a row when views are compared.
+    keys: ClassVar[Mapping[str, tuple[str, ...]]]
+
+    def __init__(self, tables: Mapping[str, sa.Table] | None = None) -> None:
+        self.tables: dict[str, sa.Table] = {t.name: t for t in self.default_tables}
+        if tables is not None:
+            self.tables.update(tables)
+
+    def table(self, name: str) -> sa.Table:
+        """The table playing the role of ``name`` (a live table or its verify copy)."""
+        return self.tables[name]
+
+    def apply(self, conn: sa.Connection, records: Sequence[RecordedEvent]) -> None:
+        """Fold ``records`` (in position order) into the views on ``conn``."""
+        raise NotImplementedError
+
+    def reset(self, conn: sa.Connection) -> None:
+        """Delete every row of the views (the first step of a rebuild)."""
+        for table in reversed(list(self.tables.values())):
+            conn.execute(table.delete())
+
+
+def write_rows(
+    conn: sa.Connection,
+    table: sa.Table,
+    key: str,
+    rows: Mapping[Any, Mapping[str, Any]],
+    known: Collection[Any],
+) -> None:
+    """Write ``rows`` (by key value): INSERT those not in ``known``, UPDATE the others.
+
+    Portable upsert for rows the caller has already folded in memory: the caller loaded the
+    ``known`` keys in the same transaction, so no other writer can slip in between.
+    """
+    inserts = [dict(row) for value, row in rows.items() if value not in known]
+    updates = [
+        {**{k: v for k, v in row.items() if k != key}, "_key": value}
+        for value, row in rows.items()
+        if value in known
+    ]
+    if inserts:
+        conn.execute(table.insert(), inserts)
+    if updates:
+        columns: dict[str, Any] = {
+            c.name: sa.bindparam(c.name) for c in table.columns if c.name != key
+        }
+        conn.execute(
+            table.update().where(table.c[key] == sa.bindparam("_key")).values(columns), updates
+        )

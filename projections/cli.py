@@ -1,0 +1,112 @@
+"""``ledger projections status|rebuild|verify|run``: plugged into the ``ledger`` CLI."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+import msgspec
+
+from ledger.cli import emit_json, json_option, open_store, progress_bar, url_option
+from projections import rebuild as maintenance
+from projections.registry import select
+from projections.runner import ProjectionRunner
+
+__all__ = ["projections"]
+
+
+@click.group()
+def projections() -> None:
+    """Inspect, rebuild, verify and run the projections of the log."""
+
+
+@projections.command("status")
+@url_option
+@json_option
+def status_command(url: str | None, as_json: bool) -> None:
+    """Each projection with its checkpoint and lag behind the log."""
+    with open_store(url) as store:
+        rows = maintenance.status(store, select(None))
+    if as_json:
+        emit_json(msgspec.to_builtins(rows))
+        return
+    for row in rows:
+        click.echo(
+            f"{row.name:<10} {row.kind:<6} checkpoint {row.checkpoint:>10}  "
+            f"log {row.last_position:>10}  lag {row.lag}"
+        )
+
+
+@contextmanager
+def _progress(label: str, total: int, quiet: bool) -> Iterator[Callable[[int], None]]:
+    with progress_bar(label, total, quiet) as advance:
+        yield advance
+
+
+@projections.command("rebuild")
+@url_option
+@click.argument("name", required=False)
+@json_option
+def rebuild_command(url: str | None, name: str | None, as_json: bool) -> None:
+    """Recreate NAME (default: every projection) from the log; safe to interrupt and rerun."""
+    report: list[dict[str, Any]] = []
+    with open_store(url) as store:
+        total = store.last_position()
+        for projection in select(name):
+            with _progress(f"rebuild {projection.name}", total, as_json) as advance:
+                events = maintenance.rebuild(store, projection, advance)
+            report.append({"projection": projection.name, "events": events})
+    if as_json:
+        emit_json(report)
+    else:
+        for item in report:
+            click.echo(f"rebuilt {item['projection']} from {item['events']} events")
+
+
+@projections.command("verify")
+@url_option
+@click.argument("name", required=False)
+@json_option
+def verify_command(url: str | None, name: str | None, as_json: bool) -> None:
+    """Compare NAME (default: every projection) with the log; exit 1 on any mismatch."""
+    mismatches: list[maintenance.Mismatch] = []
+    with open_store(url) as store:
+        total = store.last_position()
+        for projection in select(name):
+            with _progress(f"verify {projection.name}", total, as_json) as advance:
+                mismatches.extend(maintenance.verify(store, projection, advance))
+    if as_json:
+        emit_json({"ok": not mismatches, "mismatches": msgspec.to_builtins(mismatches)})
+    else:
+        for m in mismatches:
+            click.echo(
+                f"MISMATCH {m.projection}/{m.table} {m.kind} {m.key}: "
+                f"live={m.live} expected={m.expected}"
+            )
+        click.echo(
+            "all projections match the log" if not mismatches else f"{len(mismatches)} mismatches"
+        )
+    if mismatches:
+        raise SystemExit(1)
+
+
+@projections.command("run")
+@url_option
+@click.option("--once", is_flag=True, help="Catch up and exit instead of tailing.")
+@click.option("--poll-interval", default=0.5, show_default=True, help="Seconds between polls.")
+def run_command(url: str | None, once: bool, poll_interval: float) -> None:
+    """Run the asynchronous projections: catch up, then tail the log until SIGINT/SIGTERM."""
+    with open_store(url) as store:
+        runner = ProjectionRunner(store, [p for p in select(None) if not p.inline])
+        if once:
+            click.echo(f"applied {runner.catch_up()} events")
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        click.echo("tailing the log; Ctrl-C to stop", err=True)
+        runner.run(stop, poll_interval=poll_interval)

@@ -1,0 +1,56 @@
+"""The ``keys`` inline projection: the active session of every ``session_key``.
+
+It reads ``SessionSwitched`` events from the ``key-*`` streams only; a switch never touches a
+session stream, so switching never moves any session's ``sequence``. The history of switches is
+the key stream itself (``Ledger.read_stream("key-<session_key>")``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+
+from ledger.events import SessionSwitched
+from ledger.records import RecordedEvent
+from ledger.schema import session_keys
+from projections.base import Projection, write_rows
+
+__all__ = ["KEY_PREFIX", "KeysProjection"]
+
+KEY_PREFIX = "key-"
+
+
+class KeysProjection(Projection):
+    """``session_key`` → active ``session_id``, from the latest switch on the key stream."""
+
+    name: ClassVar[str] = "keys"
+    inline: ClassVar[bool] = True
+    default_tables: ClassVar[tuple[sa.Table, ...]] = (session_keys,)
+    keys: ClassVar[dict[str, tuple[str, ...]]] = {"session_keys": ("session_key",)}
+
+    def apply(self, conn: sa.Connection, records: Sequence[RecordedEvent]) -> None:
+        latest: dict[str, dict[str, Any]] = {}
+        for record in records:
+            event = record.event
+            if isinstance(event, SessionSwitched) and record.stream.startswith(KEY_PREFIX):
+                latest[event.session_key] = {
+                    "session_key": event.session_key,
+                    "session_id": event.session_id,
+                    "previous_session_id": event.previous_session_id,
+                    "reason": event.reason,
+                    "sequence": record.sequence,
+                    "position": record.position,
+                    "writer": record.writer,
+                    "switched_at": record.recorded_at,
+                }
+        if not latest:
+            return
+        t = self.table("session_keys")
+        known = set(
+            conn.execute(
+                sa.select(t.c.session_key).where(t.c.session_key.in_(list(latest)))
+            ).scalars()
+        )
+        write_rows(conn, t, "session_key", latest, known)

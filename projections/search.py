@@ -1,0 +1,63 @@
+"""The ``search`` asynchronous projection: full-text documents of live chat messages.
+
+Rows go to ``search_documents``; the index over them is the database's own (SQLite FTS5 kept in
+step by triggers, PostgreSQL's generated ``tsvector`` with a GIN index; see migration 0002).
+User and assistant messages are indexed; tool output and system prompts are not, since they are
+large and rarely what a person searches for. A retraction removes its messages from the index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+
+from ledger.events import MessageAppended, MessagesRetracted
+from ledger.records import RecordedEvent
+from ledger.schema import search_documents
+from projections.base import Projection
+
+__all__ = ["INDEXED_ROLES", "SearchProjection"]
+
+INDEXED_ROLES = frozenset({"user", "assistant"})
+
+
+class SearchProjection(Projection):
+    """Full-text search over live user and assistant messages."""
+
+    name: ClassVar[str] = "search"
+    inline: ClassVar[bool] = False
+    default_tables: ClassVar[tuple[sa.Table, ...]] = (search_documents,)
+    keys: ClassVar[dict[str, tuple[str, ...]]] = {"search_documents": ("session_id", "message_id")}
+    #: Surrogate columns that differ between a live view and a rebuild by construction.
+    ignored: ClassVar[dict[str, tuple[str, ...]]] = {"search_documents": ("doc_id",)}
+
+    def apply(self, conn: sa.Connection, records: Sequence[RecordedEvent]) -> None:
+        t = self.table("search_documents")
+        pending: list[dict[str, Any]] = []
+        for record in records:
+            event = record.event
+            if isinstance(event, MessageAppended):
+                if event.role in INDEXED_ROLES and event.content.strip():
+                    pending.append(
+                        {
+                            "session_id": event.session_id,
+                            "message_id": event.message_id,
+                            "position": record.position,
+                            "role": event.role,
+                            "content": event.content,
+                        }
+                    )
+            elif isinstance(event, MessagesRetracted):
+                if pending:
+                    conn.execute(t.insert(), pending)
+                    pending = []
+                conn.execute(
+                    t.delete().where(
+                        t.c.session_id == event.session_id,
+                        t.c.message_id.in_(event.message_ids),
+                    )
+                )
+        if pending:
+            conn.execute(t.insert(), pending)

@@ -1,0 +1,165 @@
+"""The ``sessions`` inline projection: ``session_heads`` and ``transcript_messages``.
+
+Heads and the live transcript are one projection because a head's ``message_count`` is exactly
+the number of live transcript rows: a retraction lowers it by the number of rows it really took
+out of the transcript, whatever ids it named. ``sequence`` is the session stream's head, so it
+keeps rising through undo and retry while ``message_count`` goes down.
+
+A batch is folded per session in memory and written with one statement per touched session, so
+a single-message append costs one UPDATE and one INSERT, and a rebuild writes few rows per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import msgspec
+import sqlalchemy as sa
+
+from ledger.events import (
+    MessageAppended,
+    MessagesRetracted,
+    SessionClosed,
+    SessionOpened,
+    SessionTitled,
+)
+from ledger.records import RecordedEvent
+from ledger.schema import session_heads, transcript_messages
+from projections.base import Projection, write_rows
+
+__all__ = ["SESSION_PREFIX", "SessionsProjection"]
+
+SESSION_PREFIX = "session-"
+_json = msgspec.json.Encoder()
+
+
+def _message_row(record: RecordedEvent, event: MessageAppended) -> dict[str, Any]:
+    return {
+        "session_id": event.session_id,
+        "message_id": event.message_id,
+        "sequence": record.sequence,
+        "position": record.position,
+        "role": event.role,
+        "content": event.content,
+        "tool_name": event.tool_name,
+        "tool_call_id": event.tool_call_id,
+        "tool_calls": None if event.tool_calls is None else _json.encode(event.tool_calls).decode(),
+        "token_count": event.token_count,
+        "finish_reason": event.finish_reason,
+        "reasoning": event.reasoning,
+        "writer": record.writer,
+        "recorded_at": record.recorded_at,
+        "retracted_position": None,
+    }
+
+
+def _new_head(session_id: str, record: RecordedEvent) -> dict[str, Any]:
+    return {
+        "session_id": session_id,
+        "session_key": None,
+        "source": None,
+        "user_id": None,
+        "model": None,
+        "title": None,
+        "parent_session_id": None,
+        "state": "open",
+        "sequence": 0,
+        "message_count": 0,
+        "token_count": 0,
+        "position": 0,
+        "writer": record.writer,
+        "created_at": record.recorded_at,
+        "updated_at": record.recorded_at,
+    }
+
+
+class SessionsProjection(Projection):
+    """Per-session heads and the live transcript, updated inside every append."""
+
+    name: ClassVar[str] = "sessions"
+    inline: ClassVar[bool] = True
+    default_tables: ClassVar[tuple[sa.Table, ...]] = (session_heads, transcript_messages)
+    keys: ClassVar[dict[str, tuple[str, ...]]] = {
+        "session_heads": ("session_id",),
+        "transcript_messages": ("session_id", "message_id"),
+    }
+
+    def apply(self, conn: sa.Connection, records: Sequence[RecordedEvent]) -> None:
+        heads_table = self.table("session_heads")
+        mine = [r for r in records if r.stream.startswith(SESSION_PREFIX)]
+        if not mine:
+            return
+        session_ids = {r.stream[len(SESSION_PREFIX) :] for r in mine}
+        loaded = {
+            row["session_id"]: dict(row)
+            for row in conn.execute(
+                sa.select(heads_table).where(heads_table.c.session_id.in_(session_ids))
+            ).mappings()
+        }
+        heads: dict[str, dict[str, Any]] = dict(loaded)
+        pending: list[dict[str, Any]] = []
+        for record in mine:
+            session_id = record.stream[len(SESSION_PREFIX) :]
+            head = heads.get(session_id)
+            if head is None:
+                head = heads[session_id] = _new_head(session_id, record)
+            self._fold(conn, head, record, pending)
+        self._flush(conn, pending)
+        changed = {sid: head for sid, head in heads.items() if loaded.get(sid) != head}
+        write_rows(conn, heads_table, "session_id", changed, loaded)
+
+    def _fold(
+        self,
+        conn: sa.Connection,
+        head: dict[str, Any],
+        record: RecordedEvent,
+        pending: list[dict[str, Any]],
+    ) -> None:
+        event = record.event
+        head["sequence"] = record.sequence
+        head["position"] = record.position
+        head["writer"] = record.writer
+        head["updated_at"] = record.recorded_at
+        if isinstance(event, MessageAppended):
+            pending.append(_message_row(record, event))
+            head["message_count"] += 1
+            head["token_count"] += event.token_count or 0
+        elif isinstance(event, MessagesRetracted):
+            self._flush(conn, pending)
+            head["message_count"] -= self._retract(conn, head["session_id"], event, record)
+        elif isinstance(event, SessionOpened):
+            head.update(
+                session_key=event.session_key,
+                source=event.source,
+                user_id=event.user_id,
+                model=event.model,
+                title=event.title,
+                parent_session_id=event.parent_session_id,
+                created_at=record.recorded_at,
+            )
+        elif isinstance(event, SessionTitled):
+            head["title"] = event.title
+        elif isinstance(event, SessionClosed):
+            head["state"] = "closed"
+
+    def _retract(
+        self, conn: sa.Connection, session_id: str, event: MessagesRetracted, record: RecordedEvent
+    ) -> int:
+        """Mark the named live messages retracted; returns how many were live."""
+        t = self.table("transcript_messages")
+        result = conn.execute(
+            t.update()
+            .where(
+                t.c.session_id == session_id,
+                t.c.message_id.in_(event.message_ids),
+                t.c.retracted_position.is_(None),
+            )
+            .values(retracted_position=record.position)
+        )
+        return int(result.rowcount)
+
+    def _flush(self, conn: sa.Connection, pending: list[dict[str, Any]]) -> None:
+        if pending:
+            conn.execute(self.table("transcript_messages").insert(), pending)
+            pending.clear()

@@ -1,0 +1,121 @@
+"""The ``usage`` asynchronous projection: sessions, messages, retractions and tokens per day.
+
+Rows are keyed by ``(source, day)`` with the day in UTC. A message's source is its session's,
+read from ``session_heads`` (an inline view, so always current; a session's source never
+changes). Events of sessions without a head count under source ``unknown``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+
+from ledger.events import MessageAppended, MessagesRetracted, SessionOpened
+from ledger.records import RecordedEvent
+from ledger.schema import session_heads, usage_daily
+from projections.base import Projection
+
+__all__ = ["UsageProjection"]
+
+UNKNOWN_SOURCE = "unknown"
+
+
+class UsageProjection(Projection):
+    """Usage statistics per source and UTC day."""
+
+    name: ClassVar[str] = "usage"
+    inline: ClassVar[bool] = False
+    default_tables: ClassVar[tuple[sa.Table, ...]] = (usage_daily,)
+    keys: ClassVar[dict[str, tuple[str, ...]]] = {"usage_daily": ("source", "day")}
+
+    def apply(self, conn: sa.Connection, records: Sequence[RecordedEvent]) -> None:
+        relevant = [
+            r
+            for r in records
+            if isinstance(r.event, MessageAppended | MessagesRetracted | SessionOpened)
+        ]
+        if not relevant:
+            return
+        sources = self._sources(conn, relevant)
+        deltas: dict[tuple[str, dt.date], dict[str, int]] = {}
+        for record in relevant:
+            event = record.event
+            assert isinstance(event, MessageAppended | MessagesRetracted | SessionOpened)
+            source = (
+                event.source
+                if isinstance(event, SessionOpened)
+                else sources.get(event.session_id, UNKNOWN_SOURCE)
+            )
+            key = (source, record.recorded_at.date())
+            delta = deltas.setdefault(
+                key, {"sessions": 0, "messages": 0, "retractions": 0, "tokens": 0}
+            )
+            if isinstance(event, SessionOpened):
+                delta["sessions"] += 1
+            elif isinstance(event, MessageAppended):
+                delta["messages"] += 1
+                delta["tokens"] += event.token_count or 0
+            else:
+                delta["retractions"] += len(event.message_ids)
+        self._add(conn, deltas)
+
+    @staticmethod
+    def _sources(conn: sa.Connection, records: Sequence[RecordedEvent]) -> dict[str, str]:
+        wanted = {
+            r.event.session_id
+            for r in records
+            if isinstance(r.event, MessageAppended | MessagesRetracted)
+        }
+        opened = {
+            r.event.session_id: r.event.source
+            for r in records
+            if isinstance(r.event, SessionOpened)
+        }
+        missing = wanted - opened.keys()
+        if missing:
+            h = session_heads
+            rows = conn.execute(
+                sa.select(h.c.session_id, h.c.source).where(h.c.session_id.in_(missing))
+            )
+            opened.update({sid: src or UNKNOWN_SOURCE for sid, src in rows})
+        return opened
+
+    def _add(self, conn: sa.Connection, deltas: dict[tuple[str, dt.date], dict[str, int]]) -> None:
+        t = self.table("usage_daily")
+        current = {
+            (row.source, row.day): row
+            for row in conn.execute(
+                sa.select(t).where(sa.tuple_(t.c.source, t.c.day).in_(list(deltas)))
+            )
+        }
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for (source, day), delta in deltas.items():
+            row = current.get((source, day))
+            if row is None:
+                inserts.append({"source": source, "day": day, **delta})
+            else:
+                updates.append(
+                    {
+                        "_source": source,
+                        "_day": day,
+                        **{name: getattr(row, name) + value for name, value in delta.items()},
+                    }
+                )
+        if inserts:
+            conn.execute(t.insert(), inserts)
+        if updates:
+            conn.execute(
+                t.update()
+                .where(t.c.source == sa.bindparam("_source"), t.c.day == sa.bindparam("_day"))
+                .values(
+                    {
+                        name: sa.bindparam(name)
+                        for name in ("sessions", "messages", "retractions", "tokens")
+                    }
+                ),
+                updates,
+            )
