@@ -4,6 +4,7 @@ The public names live here; the modules behind them are private to the package l
 move. ``from ledger import EventStore`` is the supported way in.
 """
 
+from ledger.cache import AgentCache, CacheDecision
 from ledger.codec import Codec
 from ledger.config import Settings
 from ledger.errors import (
@@ -34,11 +35,14 @@ from ledger.events import (
 )
 from ledger.records import ANY, NO_STREAM, AppendResult, RecordedEvent, StreamAppend
 from ledger.store import EventStore
+from ledger.views import SearchHit, SessionHead, SessionViews, TranscriptMessage
 
 __all__ = [
     "ANY",
     "NO_STREAM",
+    "AgentCache",
     "AppendResult",
+    "CacheDecision",
     "Codec",
     "ConfigurationError",
     "DatabaseError",
@@ -55,15 +59,19 @@ __all__ = [
     "ProjectionError",
     "RecordedEvent",
     "SchemaNotCurrentError",
+    "SearchHit",
     "SessionClosed",
     "SessionClosedError",
+    "SessionHead",
     "SessionNotFoundError",
     "SessionOpened",
     "SessionSwitched",
     "SessionTitled",
+    "SessionViews",
     "Settings",
     "StreamAppend",
     "StreamNotFoundError",
+    "TranscriptMessage",
     "UnknownEventTypeError",
     "WrongExpectedVersionError",
 ]

@@ -97,7 +97,7 @@ class SessionsProjection(Projection):
                 sa.select(heads_table).where(heads_table.c.session_id.in_(session_ids))
             ).mappings()
         }
-        heads: dict[str, dict[str, Any]] = dict(loaded)
+        heads = {sid: dict(row) for sid, row in loaded.items()}
         pending: list[dict[str, Any]] = []
         for record in mine:
             session_id = record.stream[len(SESSION_PREFIX) :]

@@ -1,0 +1,320 @@
+"""The agent cache: one agent per ``session_key``, validated by ``(session_id, sequence)``.
+
+A gateway keeps an expensive agent per conversation slot and must decide, every turn, whether it
+may REUSE it. A mutable message counter answers that badly (see ``docs/agent-cache.md``). Here
+each entry keeps a baseline ``{session_id: sequence}`` of what the cache has seen of each
+session, and :meth:`AgentCache.check` compares it with the live head from ``session_heads``:
+
+=====================================================  ========  ===================
+situation                                              action    reason
+=====================================================  ========  ===================
+no entry for the key                                   miss      ``miss``
+signature differs                                      rebuild   ``signature_changed``
+no baseline for this session (first switch to it)      reuse     ``switch``
+live sequence == baseline                              reuse     ``hit``
+live > baseline, a retraction in between               rebuild   ``retracted``
+live > baseline, everything in between is ours         reuse     ``own_write``
+live > baseline, anything in between from elsewhere    rebuild   ``foreign_write``
+live < baseline, or the session is gone                rebuild   ``regressed``
+=====================================================  ========  ===================
+
+``sequence`` only grows, so a switch never looks like a change and an undo-then-append can
+never look like no change. Entries are bounded (LRU, idle TTL), thread-safe, and a missing key
+is built once: concurrent checks for a key whose agent is being built wait for that build.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import sqlalchemy as sa
+
+from ledger.errors import InvalidArgumentError
+from ledger.records import AppendResult
+from ledger.schema import events
+from ledger.store import EventStore
+from ledger.views import SessionViews
+
+__all__ = ["AgentCache", "CacheDecision"]
+
+Action = Literal["reuse", "rebuild", "miss"]
+Reason = Literal[
+    "miss",
+    "signature_changed",
+    "switch",
+    "hit",
+    "own_write",
+    "foreign_write",
+    "retracted",
+    "regressed",
+]
+RETRACTION = "MessagesRetracted"
+
+
+class _HasStore(Protocol):
+    store: EventStore
+
+
+@dataclass(frozen=True, slots=True)
+class CacheDecision:
+    """What :meth:`AgentCache.check` decided, and the numbers it decided on."""
+
+    action: Action
+    reason: Reason
+    session_key: str
+    session_id: str
+    agent: Any = None
+    baseline: int | None = None
+    live: int | None = None
+
+    @property
+    def reuse(self) -> bool:
+        """True when the cached agent may serve this turn."""
+        return self.action == "reuse"
+
+
+@dataclass(slots=True)
+class _Entry:
+    agent: Any
+    signature: Any
+    baselines: dict[str, int]
+    used: float
+
+
+@dataclass(slots=True)
+class _Pending:
+    owner: int
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class AgentCache:
+    """Agents per ``session_key`` guarded by per-session sequence baselines."""
+
+    def __init__(
+        self,
+        store: EventStore | _HasStore,
+        *,
+        writer: str | None = None,
+        max_entries: int = 256,
+        idle_ttl: float | None = None,
+        on_evict: Callable[[str, Any], None] | None = None,
+        build_timeout: float = 300.0,
+    ) -> None:
+        if max_entries < 1:
+            raise InvalidArgumentError("max_entries", max_entries, "an integer >= 1")
+        if idle_ttl is not None and idle_ttl <= 0:
+            raise InvalidArgumentError("idle_ttl", idle_ttl, "seconds > 0, or None")
+        self.event_store: EventStore = store if isinstance(store, EventStore) else store.store
+        self.writer = writer or self.event_store.writer
+        self.max_entries = max_entries
+        self.idle_ttl = idle_ttl
+        self.on_evict = on_evict
+        self.build_timeout = build_timeout
+        self._views = SessionViews(self.event_store.engine)
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._pending: dict[str, _Pending] = {}
+        self._lock = threading.Lock()
+        e = events
+        self._between = (
+            sa.select(e.c.type, e.c.writer)
+            .where(
+                e.c.stream == sa.bindparam("stream"),
+                e.c.sequence > sa.bindparam("low"),
+                e.c.sequence <= sa.bindparam("high"),
+            )
+            .order_by(e.c.sequence)
+        )
+
+    # -- the per-turn decision -------------------------------------------------------------
+
+    def check(self, session_key: str, session_id: str, signature: Any) -> CacheDecision:
+        """Decide whether the agent cached for ``session_key`` may serve ``session_id`` now.
+
+        ``miss`` and ``rebuild`` make this thread the builder of the key: it must then call
+        :meth:`store` with the new agent, or :meth:`abandon` if the build failed. Other threads
+        checking the same key meanwhile wait for that build instead of building twice.
+        """
+        live = self._views.head_sequence(session_id)
+        while True:
+            with self._lock:
+                evicted = self._sweep_locked()
+                pending = self._pending.get(session_key)
+                decision = None
+                if pending is None or pending.owner == threading.get_ident():
+                    decision = self._decide_locked(session_key, session_id, signature, live)
+            self._notify(evicted)
+            if decision is not None:
+                return decision
+            assert pending is not None
+            if not pending.done.wait(self.build_timeout):
+                raise TimeoutError(f"agent build for {session_key!r} did not finish")
+            live = self._views.head_sequence(session_id)
+
+    def _decide_locked(
+        self, session_key: str, session_id: str, signature: Any, live: int | None
+    ) -> CacheDecision:
+        entry = self._entries.get(session_key)
+
+        def decide(action: Action, reason: Reason, baseline: int | None = None) -> CacheDecision:
+            if action != "reuse":
+                self._pending[session_key] = _Pending(threading.get_ident())
+            return CacheDecision(
+                action=action,
+                reason=reason,
+                session_key=session_key,
+                session_id=session_id,
+                agent=entry.agent if entry is not None and action == "reuse" else None,
+                baseline=baseline,
+                live=live,
+            )
+
+        if entry is None:
+            return decide("miss", "miss")
+        self._entries.move_to_end(session_key)
+        entry.used = time.monotonic()
+        baseline = entry.baselines.get(session_id)
+        if entry.signature != signature:
+            return decide("rebuild", "signature_changed", baseline)
+        if baseline is None:
+            entry.baselines[session_id] = live or 0
+            return decide("reuse", "switch", None)
+        if live is None or live < baseline:
+            return decide("rebuild", "regressed", baseline)
+        if live == baseline:
+            return decide("reuse", "hit", baseline)
+        verdict = self._classify(session_id, baseline, live)
+        if verdict == "own_write":
+            entry.baselines[session_id] = live
+            return decide("reuse", "own_write", baseline)
+        return decide("rebuild", verdict, baseline)
+
+    def _classify(
+        self, session_id: str, low: int, high: int
+    ) -> Literal["own_write", "foreign_write", "retracted"]:
+        """Look at the events between a baseline and the live head."""
+        with self.event_store.engine.connect() as conn:
+            rows = conn.execute(
+                self._between, {"stream": f"session-{session_id}", "low": low, "high": high}
+            ).all()
+        if any(row.type == RETRACTION for row in rows):
+            return "retracted"
+        if len(rows) != high - low or any(row.writer != self.writer for row in rows):
+            return "foreign_write"
+        return "own_write"
+
+    # -- after the decision ----------------------------------------------------------------
+
+    def store(self, session_key: str, session_id: str, signature: Any, agent: Any) -> None:
+        """Cache a freshly built ``agent``; its baseline for ``session_id`` is the live head.
+
+        Baselines of the key's other sessions are kept: they still describe what this cache
+        has seen of those sessions.
+        """
+        live = self._views.head_sequence(session_id) or 0
+        evicted: list[tuple[str, Any]] = []
+        with self._lock:
+            old = self._entries.pop(session_key, None)
+            baselines = dict(old.baselines) if old is not None else {}
+            baselines[session_id] = live
+            self._entries[session_key] = _Entry(agent, signature, baselines, time.monotonic())
+            if old is not None and old.agent is not agent:
+                evicted.append((session_key, old.agent))
+            while len(self._entries) > self.max_entries:
+                evicted.append(self._pop_oldest_locked())
+            self._resolve_locked(session_key)
+        self._notify(evicted)
+
+    def abandon(self, session_key: str) -> None:
+        """Give up building the key's agent (the build failed); waiting checks go on."""
+        with self._lock:
+            self._resolve_locked(session_key)
+
+    def rebaseline(
+        self,
+        session_key: str,
+        session_id: str,
+        result: AppendResult | Sequence[AppendResult],
+    ) -> None:
+        """After this gateway's own turn: move only ``session_id``'s baseline to the append's.
+
+        ``result`` is what the turn's (last) append returned. Events between the old baseline
+        and the append must be this cache's own and no retraction, otherwise the baseline stays
+        where it is, so the next :meth:`check` sees them and rebuilds.
+        """
+        stream = f"session-{session_id}"
+        results = [result] if isinstance(result, AppendResult) else list(result)
+        mine = [r for r in results if r.stream == stream and r.sequences]
+        if not mine:
+            raise InvalidArgumentError("append result", [r.stream for r in results], stream)
+        target = max(r.sequence for r in mine)
+        with self._lock:
+            entry = self._entries.get(session_key)
+            baseline = None if entry is None else entry.baselines.get(session_id)
+        if entry is None:
+            return
+        if baseline is not None and baseline >= target:
+            return
+        if baseline is not None and self._classify(session_id, baseline, target) != "own_write":
+            return
+        with self._lock:
+            if self._entries.get(session_key) is entry:
+                entry.baselines[session_id] = target
+
+    def evict(self, session_key: str) -> bool:
+        """Drop the key's entry (calls ``on_evict``); False when there was none."""
+        with self._lock:
+            entry = self._entries.pop(session_key, None)
+        if entry is None:
+            return False
+        self._notify([(session_key, entry.agent)])
+        return True
+
+    def sweep(self) -> int:
+        """Evict entries idle longer than ``idle_ttl``; returns how many went."""
+        with self._lock:
+            evicted = self._sweep_locked()
+        self._notify(evicted)
+        return len(evicted)
+
+    def baselines(self, session_key: str) -> dict[str, int]:
+        """A copy of the key's baselines (empty when the key has no entry)."""
+        with self._lock:
+            entry = self._entries.get(session_key)
+            return dict(entry.baselines) if entry is not None else {}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def __contains__(self, session_key: object) -> bool:
+        with self._lock:
+            return session_key in self._entries
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _resolve_locked(self, session_key: str) -> None:
+        pending = self._pending.pop(session_key, None)
+        if pending is not None:
+            pending.done.set()
+
+    def _pop_oldest_locked(self) -> tuple[str, Any]:
+        key, entry = self._entries.popitem(last=False)
+        return key, entry.agent
+
+    def _sweep_locked(self) -> list[tuple[str, Any]]:
+        if self.idle_ttl is None:
+            return []
+        horizon = time.monotonic() - self.idle_ttl
+        stale = [key for key, entry in self._entries.items() if entry.used < horizon]
+        return [(key, self._entries.pop(key).agent) for key in stale]
+
+    def _notify(self, evicted: list[tuple[str, Any]]) -> None:
+        if self.on_evict is None:
+            return
+        for key, agent in evicted:
+            self.on_evict(key, agent)

@@ -1,0 +1,65 @@
+"""``ledger.compat.hermes``: the upstream 4-tuple fix for tuple-shaped caches."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from ledger.compat.hermes import PENDING, guard, make_entry, refresh_message_count
+
+
+def test_make_entry_is_a_4_tuple() -> None:
+    """An entry holds agent, signature, count and the session the count belongs to."""
+    assert make_entry("agent", "sig", 3, "a") == ("agent", "sig", 3, "a")
+
+
+def test_other_session_is_reused_without_comparing_counts() -> None:
+    """A different session_id skips the count comparison: no false bust on a switch."""
+    assert guard(make_entry("agent", "sig", 3, "a"), "b", 99) == "reuse"
+
+
+def test_other_session_rebaseline_leaves_the_snapshot_alone() -> None:
+    """Re-baselining with another session's count does not poison the snapshot."""
+    entry = make_entry("agent", "sig", 3, "a")
+    assert refresh_message_count(entry, "b", 99) is entry
+
+
+def test_same_session_compares_counts() -> None:
+    """The same session_id behaves as before: equal counts reuse, others rebuild."""
+    entry = make_entry("agent", "sig", 3, "a")
+    assert guard(entry, "a", 3) == "reuse"
+    assert guard(entry, "a", 4) == "rebuild"
+
+
+def test_same_session_rebaseline_updates_the_count() -> None:
+    """Re-baselining the entry's own session stores the new count."""
+    assert refresh_message_count(make_entry("x", "s", 3, "a"), "a", 5) == ("x", "s", 5, "a")
+
+
+def test_legacy_3_tuple_is_guarded_and_stays_a_3_tuple() -> None:
+    """An old 3-tuple compares counts and is re-baselined in its own shape."""
+    entry = ("agent", "sig", 3)
+    assert guard(entry, "any", 3) == "reuse"
+    assert guard(entry, "any", 2) == "rebuild"
+    assert refresh_message_count(entry, "any", 7) == ("agent", "sig", 7)
+
+
+def test_2_tuple_opts_out() -> None:
+    """``(agent, sig)`` is always reused and never changed."""
+    entry = ("agent", "sig")
+    assert guard(entry, "a", 42) == "reuse"
+    assert refresh_message_count(entry, "a", 42) is entry
+
+
+def test_pending_sentinel_is_never_touched() -> None:
+    """The pending marker reports pending and survives re-baseline and pickling as itself."""
+    assert guard(PENDING, "a", 1) == "pending"
+    assert refresh_message_count(PENDING, "a", 1) is PENDING
+    assert pickle.loads(pickle.dumps(PENDING)) is PENDING
+
+
+def test_malformed_entry_is_a_value_error() -> None:
+    """A tuple of another size is refused loudly."""
+    with pytest.raises(ValueError, match="5 fields"):
+        guard(("a", "b", 1, "s", "x"), "s", 1)
