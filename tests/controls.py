@@ -5,7 +5,14 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from ledger.events import MessageAppended, SessionOpened, SessionTitled
+from ledger.events import (
+    MessageAppended,
+    MessagesRetracted,
+    SessionClosed,
+    SessionOpened,
+    SessionSwitched,
+    SessionTitled,
+)
 
 _counter = itertools.count(1)
 
@@ -30,3 +37,32 @@ def messages(count: int, session_id: str = "a") -> list[MessageAppended]:
 def titled(session_id: str = "a", title: str = "A title") -> SessionTitled:
     """A ``SessionTitled``."""
     return SessionTitled(session_id=session_id, title=title)
+
+
+def switched(
+    session_key: str = "cli:local",
+    session_id: str = "a",
+    previous_session_id: str | None = None,
+    reason: str = "resume",
+) -> SessionSwitched:
+    """A ``SessionSwitched`` making ``session_id`` the active session of ``session_key``."""
+    return SessionSwitched(
+        session_key=session_key,
+        session_id=session_id,
+        previous_session_id=previous_session_id,
+        reason=reason,  # type: ignore[arg-type]
+    )
+
+
+def retracted(session_id: str = "a", *message_ids: str, reason: str = "undo") -> MessagesRetracted:
+    """A ``MessagesRetracted`` taking ``message_ids`` back from ``session_id``."""
+    return MessagesRetracted(
+        session_id=session_id,
+        message_ids=list(message_ids),
+        reason=reason,  # type: ignore[arg-type]
+    )
+
+
+def closed(session_id: str = "a", reason: str = "done") -> SessionClosed:
+    """A ``SessionClosed``."""
+    return SessionClosed(session_id=session_id, reason=reason)

@@ -34,7 +34,9 @@ def test_lru_bound_evicts_the_least_recently_used_key(sqlite_store: EventStore) 
     cache.check("k3", "a", SIG)
     cache.store("k3", "a", SIG, "agent-k3")
     assert evicted == [("k2", "agent-k2")]
-    assert "k1" in cache and "k3" in cache and len(cache) == 2
+    assert "k1" in cache
+    assert "k3" in cache
+    assert len(cache) == 2
 
 
 def test_idle_entries_expire_after_the_ttl(sqlite_store: EventStore) -> None:
