@@ -89,7 +89,6 @@ streams = sa.Table(
     metadata,
     sa.Column("stream", sa.String(300), primary_key=True),
     sa.Column("sequence", sa.BigInteger, nullable=False),
-    sa.Column("position", sa.BigInteger, nullable=False),
 )
 
 # -- views derived from the log (written by the ``projections`` package) -----------------------

@@ -18,7 +18,7 @@ import datetime as dt
 import os
 import socket
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -123,8 +123,24 @@ class EventStore:
             inline_projections = [cls() for cls in plugins.load("inline_projections")]
         self.inline_projections: list[InlineProjection] = list(inline_projections)
         self._sqlite = is_sqlite(engine)
-        self._insert = events_table.insert().returning(
+        self._insert_sql = (
+            "INSERT INTO events (stream, sequence, type, data, event_id, writer, recorded_at, "
+            "schema_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        dialect = engine.dialect
+        uuid_bind = events_table.c.event_id.type._cached_bind_processor(dialect)
+        time_bind = events_table.c.recorded_at.type._cached_bind_processor(dialect)
+        self._bind_uuid: Callable[[Any], Any] = uuid_bind or (lambda value: value)
+        self._bind_time: Callable[[Any], Any] = time_bind or (lambda value: value)
+        self._insert_returning = events_table.insert().returning(
             events_table.c.position, sort_by_parameter_order=True
+        )
+        # Plain text on purpose: SQLAlchemy's on_conflict_do_update constructs carry no cache
+        # key and would be compiled again on every append; this SQL is the same on both.
+        self._claim = sa.text(
+            "INSERT INTO streams (stream, sequence) VALUES (:stream, :sequence) "
+            "ON CONFLICT (stream) DO UPDATE SET sequence = streams.sequence + excluded.sequence "
+            "RETURNING sequence"
         )
         self._read_all = (
             sa.select(events_table)
@@ -239,9 +255,8 @@ class EventStore:
         duplicate = self._stored_result(conn, appends, prepared)
         if duplicate is not None:
             return duplicate
-        names = list({part.stream for part in appends})
-        heads: dict[str, int] = dict(conn.execute(self._head, {"streams": names}).tuples().all())
-        original = dict(heads)
+        original = self._claim_sequences(conn, appends)
+        heads = dict(original)
         for part in appends:
             actual = heads.get(part.stream, 0)
             expected = part.expected_sequence
@@ -264,8 +279,7 @@ class EventStore:
         if not rows:
             return [self._empty_result(part.stream, heads) for part in appends]
         events_in_order = [row.pop("_event") for row in rows]
-        positions = conn.execute(self._insert, rows).scalars().all()
-        self._move_heads(conn, original, heads, rows, positions)
+        positions = self._insert_events(conn, rows)
         results: list[AppendResult] = []
         index = 0
         for part, seqs in zip(appends, sequences, strict=True):
@@ -395,35 +409,61 @@ class EventStore:
             )
         return results
 
-    def _move_heads(
-        self,
-        conn: sa.Connection,
-        original: Mapping[str, int],
-        heads: Mapping[str, int],
-        rows: Sequence[Mapping[str, Any]],
-        positions: Sequence[int],
-    ) -> None:
-        last_position = {row["stream"]: pos for row, pos in zip(rows, positions, strict=True)}
-        updates = [
-            {"s": stream, "sequence": heads[stream], "position": pos}
-            for stream, pos in last_position.items()
-            if stream in original
-        ]
-        inserts = [
-            {"stream": stream, "sequence": heads[stream], "position": pos}
-            for stream, pos in last_position.items()
-            if stream not in original
-        ]
-        if updates:
-            t = streams_table
-            conn.execute(
-                t.update()
-                .where(t.c.stream == sa.bindparam("s"))
-                .values(sequence=sa.bindparam("sequence"), position=sa.bindparam("position")),
-                updates,
+    def _insert_events(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert ``rows`` in order and return their positions.
+
+        PostgreSQL: ``INSERT … RETURNING position`` in insertmanyvalues batches. SQLite runs a
+        ``RETURNING`` executemany one row at a time, so there the rows go to the driver's
+        ``executemany`` as tuples, bound once through SQLAlchemy's own type processors (the
+        timestamp is the same for the whole append), and the positions are derived: under
+        ``BEGIN IMMEDIATE`` no other writer runs and AUTOINCREMENT hands out consecutive rowids
+        after the largest ever used, so the batch holds ``last_insert_rowid() - n + 1 …``.
+        """
+        if not self._sqlite:
+            return list(conn.execute(self._insert_returning, rows).scalars())
+        recorded_at = self._bind_time(rows[0]["recorded_at"])
+        params = [
+            (
+                row["stream"],
+                row["sequence"],
+                row["type"],
+                row["data"],
+                self._bind_uuid(row["event_id"]),
+                row["writer"],
+                recorded_at,
+                row["schema_version"],
             )
-        if inserts:
-            conn.execute(streams_table.insert(), inserts)
+            for row in rows
+        ]
+        if len(params) == 1:
+            last = conn.exec_driver_sql(self._insert_sql, params[0]).lastrowid
+        else:
+            conn.exec_driver_sql(self._insert_sql, params)
+            last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
+        return list(range(last - len(rows) + 1, last + 1))
+
+    def _claim_sequences(
+        self, conn: sa.Connection, appends: Sequence[StreamAppend]
+    ) -> dict[str, int]:
+        """Move each written stream's head forward and return the heads as they were before.
+
+        One upsert per stream (``INSERT … ON CONFLICT DO UPDATE … RETURNING``) both reads and
+        advances the head; if the caller's expected sequence then turns out wrong, raising
+        rolls the whole transaction back, the head included. Streams that get no events are
+        only read.
+        """
+        counts: dict[str, int] = {}
+        for part in appends:
+            counts[part.stream] = counts.get(part.stream, 0) + len(part.events)
+        before: dict[str, int] = {}
+        for stream, count in counts.items():
+            if count:
+                head = conn.execute(self._claim, {"stream": stream, "sequence": count}).scalar_one()
+                before[stream] = int(head) - count
+        unread = [stream for stream, count in counts.items() if not count]
+        if unread:
+            before.update(conn.execute(self._head, {"streams": unread}).tuples().all())
+        return before
 
     @staticmethod
     def _empty_result(stream: str, heads: Mapping[str, int]) -> AppendResult:

@@ -9,6 +9,7 @@ tables so ``verify`` can fold the log into temporary copies and compare them wit
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -16,7 +17,13 @@ import sqlalchemy as sa
 
 from ledger.records import RecordedEvent
 
-__all__ = ["Projection", "write_rows"]
+__all__ = [
+    "Projection",
+    "insert_statement",
+    "select_by_keys",
+    "update_statement",
+    "write_rows",
+]
 
 
 class Projection:
@@ -69,11 +76,25 @@ def write_rows(
         if value in known
     ]
     if inserts:
-        conn.execute(table.insert(), inserts)
+        conn.execute(insert_statement(table), inserts[0] if len(inserts) == 1 else inserts)
     if updates:
-        columns: dict[str, Any] = {
-            c.name: sa.bindparam(c.name) for c in table.columns if c.name != key
-        }
-        conn.execute(
-            table.update().where(table.c[key] == sa.bindparam("_key")).values(columns), updates
-        )
+        conn.execute(update_statement(table, key), updates[0] if len(updates) == 1 else updates)
+
+
+@functools.cache
+def insert_statement(table: sa.Table) -> sa.Insert:
+    """``INSERT INTO table`` built once per table (statement construction is not free)."""
+    return table.insert()
+
+
+@functools.cache
+def update_statement(table: sa.Table, key: str) -> sa.Update:
+    """``UPDATE table SET <every other column> WHERE key = :_key``, built once."""
+    columns: dict[str, Any] = {c.name: sa.bindparam(c.name) for c in table.columns if c.name != key}
+    return table.update().where(table.c[key] == sa.bindparam("_key")).values(columns)
+
+
+@functools.cache
+def select_by_keys(table: sa.Table, key: str) -> sa.Select[Any]:
+    """``SELECT * FROM table WHERE key IN :keys`` with an expanding parameter, built once."""
+    return sa.select(table).where(table.c[key].in_(sa.bindparam("keys", expanding=True)))

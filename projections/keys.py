@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from ledger.events import SessionSwitched
 from ledger.records import RecordedEvent
 from ledger.schema import session_keys
-from projections.base import Projection, write_rows
+from projections.base import Projection, select_by_keys, write_rows
 
 __all__ = ["KEY_PREFIX", "KeysProjection"]
 
@@ -48,9 +48,6 @@ class KeysProjection(Projection):
         if not latest:
             return
         t = self.table("session_keys")
-        known = set(
-            conn.execute(
-                sa.select(t.c.session_key).where(t.c.session_key.in_(list(latest)))
-            ).scalars()
-        )
+        query = select_by_keys(t, "session_key")
+        known = {row.session_key for row in conn.execute(query, {"keys": list(latest)})}
         write_rows(conn, t, "session_key", latest, known)

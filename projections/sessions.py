@@ -11,6 +11,7 @@ a single-message append costs one UPDATE and one INSERT, and a rebuild writes fe
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -26,7 +27,7 @@ from ledger.events import (
 )
 from ledger.records import RecordedEvent
 from ledger.schema import session_heads, transcript_messages
-from projections.base import Projection, write_rows
+from projections.base import Projection, insert_statement, select_by_keys, write_rows
 
 __all__ = ["SESSION_PREFIX", "SessionsProjection"]
 
@@ -74,6 +75,24 @@ def _new_head(session_id: str, record: RecordedEvent) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _bump_statement(table: sa.Table) -> sa.Update:
+    """Advance a head by a run of appended messages, without reading it first."""
+    c = table.c
+    return (
+        table.update()
+        .where(c.session_id == sa.bindparam("sid"))
+        .values(
+            sequence=sa.bindparam("sequence"),
+            message_count=c.message_count + sa.bindparam("messages"),
+            token_count=c.token_count + sa.bindparam("tokens"),
+            position=sa.bindparam("position"),
+            writer=sa.bindparam("writer"),
+            updated_at=sa.bindparam("updated_at"),
+        )
+    )
+
+
 class SessionsProjection(Projection):
     """Per-session heads and the live transcript, updated inside every append."""
 
@@ -91,11 +110,13 @@ class SessionsProjection(Projection):
         if not mine:
             return
         session_ids = {r.stream[len(SESSION_PREFIX) :] for r in mine}
+        if len(session_ids) == 1 and self._append_only(conn, session_ids.pop(), mine):
+            return
+        session_ids = {r.stream[len(SESSION_PREFIX) :] for r in mine}
+        query = select_by_keys(heads_table, "session_id")
         loaded = {
             row["session_id"]: dict(row)
-            for row in conn.execute(
-                sa.select(heads_table).where(heads_table.c.session_id.in_(session_ids))
-            ).mappings()
+            for row in conn.execute(query, {"keys": list(session_ids)}).mappings()
         }
         heads = {sid: dict(row) for sid, row in loaded.items()}
         pending: list[dict[str, Any]] = []
@@ -108,6 +129,36 @@ class SessionsProjection(Projection):
         self._flush(conn, pending)
         changed = {sid: head for sid, head in heads.items() if loaded.get(sid) != head}
         write_rows(conn, heads_table, "session_id", changed, loaded)
+
+    def _append_only(
+        self, conn: sa.Connection, session_id: str, records: Sequence[RecordedEvent]
+    ) -> bool:
+        """The gateway's hot path: only new messages for one existing session.
+
+        Bumps the head with one arithmetic UPDATE instead of read-fold-write; returns False (and
+        writes nothing) when the batch holds other events or the head does not exist yet.
+        """
+        messages = [r.event for r in records if isinstance(r.event, MessageAppended)]
+        if len(messages) != len(records):
+            return False
+        last = records[-1]
+        bumped = conn.execute(
+            _bump_statement(self.table("session_heads")),
+            {
+                "sid": session_id,
+                "sequence": last.sequence,
+                "messages": len(messages),
+                "tokens": sum(m.token_count or 0 for m in messages),
+                "position": last.position,
+                "writer": last.writer,
+                "updated_at": last.recorded_at,
+            },
+        )
+        if bumped.rowcount != 1:
+            return False
+        pending = [_message_row(r, m) for r, m in zip(records, messages, strict=True)]
+        self._flush(conn, pending)
+        return True
 
     def _fold(
         self,
@@ -161,5 +212,6 @@ class SessionsProjection(Projection):
 
     def _flush(self, conn: sa.Connection, pending: list[dict[str, Any]]) -> None:
         if pending:
-            conn.execute(self.table("transcript_messages").insert(), pending)
+            table = insert_statement(self.table("transcript_messages"))
+            conn.execute(table, pending[0] if len(pending) == 1 else pending)
             pending.clear()

@@ -48,7 +48,6 @@ def upgrade() -> None:
         "streams",
         sa.Column("stream", sa.String(300), nullable=False),
         sa.Column("sequence", sa.BigInteger, nullable=False),
-        sa.Column("position", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("stream", name=op.f("pk_streams")),
     )
 
