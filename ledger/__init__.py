@@ -4,6 +4,7 @@ The public names live here; the modules behind them are private to the package l
 move. ``from ledger import EventStore`` is the supported way in.
 """
 
+from ledger.aio import AsyncLedger
 from ledger.cache import AgentCache, CacheDecision
 from ledger.codec import Codec
 from ledger.config import Settings
@@ -33,6 +34,7 @@ from ledger.events import (
     SessionSwitched,
     SessionTitled,
 )
+from ledger.facade import Ledger
 from ledger.records import ANY, NO_STREAM, AppendResult, RecordedEvent, StreamAppend
 from ledger.store import EventStore
 from ledger.views import SearchHit, SessionHead, SessionViews, TranscriptMessage
@@ -42,6 +44,7 @@ __all__ = [
     "NO_STREAM",
     "AgentCache",
     "AppendResult",
+    "AsyncLedger",
     "CacheDecision",
     "Codec",
     "ConfigurationError",
@@ -53,6 +56,7 @@ __all__ = [
     "EventTooLargeError",
     "InvalidArgumentError",
     "InvalidEventError",
+    "Ledger",
     "LedgerError",
     "MessageAppended",
     "MessagesRetracted",

@@ -19,7 +19,7 @@ from ledger.store import EventStore
 from projections.base import Projection
 from projections.checkpoint import lock_checkpoint, save_checkpoint
 
-__all__ = ["ProjectionRunner"]
+__all__ = ["ProjectionRunner", "catch_up"]
 
 #: Called after a batch is applied and before its checkpoint moves (failure injection in tests).
 BatchHook = Callable[[Projection, Sequence[RecordedEvent]], None]
@@ -77,3 +77,15 @@ class ProjectionRunner:
         while not stop.is_set():
             if self.catch_up() == 0:
                 stop.wait(poll_interval)
+
+
+def catch_up(store: EventStore) -> int:
+    """Bring every installed asynchronous projection up to the end of the log.
+
+    Registered as the ``session_ledger.runners`` entry point, so ``Ledger.search`` can read its
+    own writes without ``ledger`` importing this package.
+    """
+    from projections.registry import all_projections
+
+    runner = ProjectionRunner(store, [p for p in all_projections() if not p.inline])
+    return runner.catch_up()

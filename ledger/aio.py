@@ -1,0 +1,173 @@
+"""``AsyncLedger``: the gateway API as coroutines, for asyncio gateways.
+
+Every call runs the synchronous :class:`~ledger.facade.Ledger` method on a bounded pool of worker
+threads, so the event loop never blocks on the database. We chose threads over SQLAlchemy's
+asyncio engine because the hot path is one short transaction per call: the fsync dominates, a
+thread hop costs microseconds, and one implementation (with one set of tests for its semantics)
+serves both APIs. ``benchmarks/gateway.py`` measures the hop against the sync API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
+
+from ledger.cache import AgentCache
+from ledger.config import Settings
+from ledger.facade import Ledger
+from ledger.records import AppendResult, RecordedEvent
+from ledger.views import SearchHit, SessionHead, TranscriptMessage
+
+__all__ = ["AsyncLedger"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class AsyncLedger:
+    """The :class:`Ledger` API as coroutines over a bounded worker pool."""
+
+    def __init__(self, ledger: Ledger, *, max_workers: int = 8) -> None:
+        self.ledger = ledger
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ledger")
+
+    @classmethod
+    async def open(
+        cls,
+        url: str | None = None,
+        *,
+        writer: str | None = None,
+        settings: Settings | None = None,
+        max_workers: int = 8,
+    ) -> AsyncLedger:
+        """Open (and on SQLite, create and migrate) the ledger without blocking the loop."""
+        ledger = await asyncio.to_thread(Ledger.open, url, writer=writer, settings=settings)
+        return cls(ledger, max_workers=max_workers)
+
+    async def _run(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(func, *args, **kwargs))
+
+    async def close(self) -> None:
+        """Close the ledger and stop the worker threads."""
+        await self._run(self.ledger.close)
+        self._pool.shutdown(wait=True)
+
+    async def __aenter__(self) -> AsyncLedger:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def writer(self) -> str:
+        """This ledger's writer id."""
+        return self.ledger.writer
+
+    async def open_session(self, session_key: str, **options: Any) -> str:
+        """See :meth:`Ledger.open_session`."""
+        return await self._run(self.ledger.open_session, session_key, **options)
+
+    async def switch_session(
+        self, session_key: str, session_id: str, *, reason: str = "resume"
+    ) -> AppendResult | None:
+        """See :meth:`Ledger.switch_session`."""
+        return await self._run(self.ledger.switch_session, session_key, session_id, reason=reason)
+
+    async def append_message(
+        self,
+        session_id: str,
+        role: str,
+        content: str,
+        *,
+        expected_sequence: int | None = None,
+        event_id: uuid.UUID | str | None = None,
+        **fields: Any,
+    ) -> AppendResult:
+        """See :meth:`Ledger.append_message`."""
+        return await self._run(
+            self.ledger.append_message,
+            session_id,
+            role,
+            content,
+            expected_sequence=expected_sequence,
+            event_id=event_id,
+            **fields,
+        )
+
+    async def append_messages(
+        self,
+        session_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        expected_sequence: int | None = None,
+        event_ids: Sequence[uuid.UUID | str] | None = None,
+    ) -> AppendResult:
+        """See :meth:`Ledger.append_messages`."""
+        return await self._run(
+            self.ledger.append_messages,
+            session_id,
+            messages,
+            expected_sequence=expected_sequence,
+            event_ids=event_ids,
+        )
+
+    async def retract_messages(
+        self, session_id: str, count: int = 1, *, reason: str = "undo"
+    ) -> AppendResult:
+        """See :meth:`Ledger.retract_messages`."""
+        return await self._run(self.ledger.retract_messages, session_id, count, reason=reason)
+
+    async def close_session(self, session_id: str, *, reason: str = "closed") -> AppendResult:
+        """See :meth:`Ledger.close_session`."""
+        return await self._run(self.ledger.close_session, session_id, reason=reason)
+
+    async def set_title(self, session_id: str, title: str) -> AppendResult:
+        """See :meth:`Ledger.set_title`."""
+        return await self._run(self.ledger.set_title, session_id, title)
+
+    async def active_session(self, session_key: str) -> str | None:
+        """See :meth:`Ledger.active_session`."""
+        return await self._run(self.ledger.active_session, session_key)
+
+    async def head(self, session_id: str) -> SessionHead | None:
+        """See :meth:`Ledger.head`."""
+        return await self._run(self.ledger.head, session_id)
+
+    async def transcript(
+        self, session_id: str, *, include_retracted: bool = False
+    ) -> list[TranscriptMessage]:
+        """See :meth:`Ledger.transcript`."""
+        return await self._run(
+            self.ledger.transcript, session_id, include_retracted=include_retracted
+        )
+
+    async def sessions(self, **filters: Any) -> list[SessionHead]:
+        """See :meth:`Ledger.sessions`."""
+        return await self._run(self.ledger.sessions, **filters)
+
+    async def search(self, query: str, **options: Any) -> list[SearchHit]:
+        """See :meth:`Ledger.search`."""
+        return await self._run(self.ledger.search, query, **options)
+
+    async def lineage(self, session_id: str) -> list[str]:
+        """See :meth:`Ledger.lineage`."""
+        return await self._run(self.ledger.lineage, session_id)
+
+    async def read_stream(self, stream: str, from_sequence: int = 1) -> list[RecordedEvent]:
+        """The events of ``stream`` as a list (see :meth:`Ledger.read_stream`)."""
+        return await self._run(lambda: list(self.ledger.read_stream(stream, from_sequence)))
+
+    async def read_all(
+        self, after_position: int = 0, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        """Events after ``after_position`` as a list; pass ``limit`` to bound memory."""
+        return await self._run(lambda: list(self.ledger.read_all(after_position, limit)))
+
+    def cache(self, **options: Any) -> AgentCache:
+        """An :class:`AgentCache` on this ledger (its ``check`` reads one indexed row)."""
+        return self.ledger.cache(**options)
