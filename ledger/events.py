@@ -52,6 +52,8 @@ class SessionOpened(Event, frozen=True, kw_only=True, tag="SessionOpened"):
     user_id: str | None = None
     model: str | None = None
     title: str | None = None
+    #: Source-system fields the ledger has no column for (kept, never interpreted).
+    metadata: dict[str, Any] | None = None
 
 
 class SessionSwitched(Event, frozen=True, kw_only=True, tag="SessionSwitched"):
@@ -76,6 +78,8 @@ class MessageAppended(Event, frozen=True, kw_only=True, tag="MessageAppended"):
     token_count: NonNegative | None = None
     finish_reason: str | None = None
     reasoning: str | None = None
+    #: Source-system fields the ledger has no column for (kept, never interpreted).
+    metadata: dict[str, Any] | None = None
 
 
 class MessagesRetracted(Event, frozen=True, kw_only=True, tag="MessagesRetracted"):
