@@ -40,7 +40,7 @@ from ledger.schema import events
 from ledger.store import EventStore
 from ledger.views import SessionViews
 
-__all__ = ["AgentCache", "CacheDecision"]
+__all__ = ["AgentCache", "CacheDecision", "decide"]
 
 Action = Literal["reuse", "rebuild", "miss"]
 Reason = Literal[
@@ -54,6 +54,38 @@ Reason = Literal[
     "regressed",
 ]
 RETRACTION = "MessagesRetracted"
+
+
+Verdict = Literal["own_write", "foreign_write", "retracted"]
+
+
+def decide(
+    *,
+    has_entry: bool,
+    signature_matches: bool,
+    baseline: int | None,
+    live: int | None,
+    between: Callable[[int, int], Verdict],
+) -> tuple[Action, Reason]:
+    """The decision table of DESIGN §7 as a pure function (shared with ``ledger replay``).
+
+    ``between(baseline, live)`` classifies the events after the baseline up to the live head;
+    it is only called when the head moved forward.
+    """
+    if not has_entry:
+        return "miss", "miss"
+    if not signature_matches:
+        return "rebuild", "signature_changed"
+    if baseline is None:
+        return "reuse", "switch"
+    if live is None or live < baseline:
+        return "rebuild", "regressed"
+    if live == baseline:
+        return "reuse", "hit"
+    verdict = between(baseline, live)
+    if verdict == "own_write":
+        return "reuse", "own_write"
+    return "rebuild", verdict
 
 
 class _HasStore(Protocol):
@@ -159,43 +191,33 @@ class AgentCache:
         self, session_key: str, session_id: str, signature: Any, live: int | None
     ) -> CacheDecision:
         entry = self._entries.get(session_key)
-
-        def decide(action: Action, reason: Reason, baseline: int | None = None) -> CacheDecision:
-            if action != "reuse":
-                self._pending[session_key] = _Pending(threading.get_ident())
-            return CacheDecision(
-                action=action,
-                reason=reason,
-                session_key=session_key,
-                session_id=session_id,
-                agent=entry.agent if entry is not None and action == "reuse" else None,
-                baseline=baseline,
-                live=live,
-            )
-
-        if entry is None:
-            return decide("miss", "miss")
-        self._entries.move_to_end(session_key)
-        entry.used = time.monotonic()
-        baseline = entry.baselines.get(session_id)
-        if entry.signature != signature:
-            return decide("rebuild", "signature_changed", baseline)
-        if baseline is None:
+        if entry is not None:
+            self._entries.move_to_end(session_key)
+            entry.used = time.monotonic()
+        baseline = None if entry is None else entry.baselines.get(session_id)
+        action, reason = decide(
+            has_entry=entry is not None,
+            signature_matches=entry is not None and entry.signature == signature,
+            baseline=baseline,
+            live=live,
+            between=lambda low, high: self._classify(session_id, low, high),
+        )
+        if entry is not None and action == "reuse":
+            # A switch records the first baseline; own writes fast-forward it.
             entry.baselines[session_id] = live or 0
-            return decide("reuse", "switch", None)
-        if live is None or live < baseline:
-            return decide("rebuild", "regressed", baseline)
-        if live == baseline:
-            return decide("reuse", "hit", baseline)
-        verdict = self._classify(session_id, baseline, live)
-        if verdict == "own_write":
-            entry.baselines[session_id] = live
-            return decide("reuse", "own_write", baseline)
-        return decide("rebuild", verdict, baseline)
+        if action != "reuse":
+            self._pending[session_key] = _Pending(threading.get_ident())
+        return CacheDecision(
+            action=action,
+            reason=reason,
+            session_key=session_key,
+            session_id=session_id,
+            agent=entry.agent if entry is not None and action == "reuse" else None,
+            baseline=baseline,
+            live=live,
+        )
 
-    def _classify(
-        self, session_id: str, low: int, high: int
-    ) -> Literal["own_write", "foreign_write", "retracted"]:
+    def _classify(self, session_id: str, low: int, high: int) -> Verdict:
         """Look at the events between a baseline and the live head."""
         with self.event_store.engine.connect() as conn:
             rows = conn.execute(
