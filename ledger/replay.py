@@ -1,0 +1,438 @@
+"""Replay a log and show, turn by turn, what each cache guard would decide and whether it was right.
+
+Three guards run side by side over the same turns (DESIGN §8):
+
+``legacy``
+    a ``(signature, message_count)`` snapshot per key, compared with the live count of the
+    key's active session and re-baselined from it after each turn (the behaviour before the
+    upstream fix);
+``hermes``
+    the 4-tuple fix of :mod:`ledger.compat.hermes`;
+``ledger``
+    :func:`ledger.cache.decide`, the decision table of :class:`ledger.AgentCache`.
+
+A *turn* is a run of events by one writer on its key's active session that starts with a
+``user`` message. Each writer with turns gets its own simulated cache: its guard runs before the
+turn's first event and re-baselines after its last; events by other writers are foreign to it.
+The signature of a turn is its session's ``model``.
+
+Ground truth: a rebuild is *needed* when, since this cache last saw the session, another writer
+wrote to it, a message was retracted, its head regressed, or the signature changed; otherwise
+reuse was right. A rebuild that was not needed is a *false bust*; a reuse that should have been
+a rebuild is a *missed change*. Memory is bounded by the number of sessions, keys and writers,
+never by the number of events, so a replay streams logs of any length.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from ledger.cache import decide
+from ledger.compat import hermes
+from ledger.events import (
+    MessageAppended,
+    MessagesRetracted,
+    SessionClosed,
+    SessionOpened,
+    SessionSwitched,
+)
+from ledger.records import RecordedEvent
+
+__all__ = [
+    "GUARDS",
+    "GuardDecision",
+    "GuardTotals",
+    "KeyReport",
+    "ReplayReport",
+    "TimelineEntry",
+    "replay",
+]
+
+GUARDS = ("legacy", "hermes", "ledger")
+
+
+class GuardTotals(msgspec.Struct, kw_only=True):
+    """Per guard: turns seen, agents built (first builds and rebuilds), and its mistakes."""
+
+    turns: int = 0
+    builds: int = 0
+    rebuilds: int = 0
+    false_busts: int = 0
+    missed_changes: int = 0
+
+    def add(self, other: GuardTotals) -> None:
+        """Add ``other``'s counts to these."""
+        for name in self.__struct_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class GuardDecision(msgspec.Struct, frozen=True, kw_only=True):
+    """One guard's decision at one turn, and how it compares with the ground truth."""
+
+    action: str
+    reason: str
+    verdict: str  # ok | false_bust | missed_change | build
+
+
+class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One event of a key's timeline; turns carry the three guards' decisions."""
+
+    position: int
+    recorded_at: dt.datetime
+    writer: str
+    session_id: str
+    kind: str
+    detail: str
+    needed: bool | None = None
+    why: str | None = None
+    decisions: dict[str, GuardDecision] | None = None
+
+
+class KeyReport(msgspec.Struct, kw_only=True):
+    """Totals of one key, and its timeline when it was asked for."""
+
+    session_key: str
+    guards: dict[str, GuardTotals]
+    timeline: list[TimelineEntry] = msgspec.field(default_factory=list)
+
+
+class ReplayReport(msgspec.Struct, kw_only=True):
+    """Totals per guard over every key, plus per-key detail."""
+
+    events: int
+    turns: int
+    guards: dict[str, GuardTotals]
+    keys: dict[str, KeyReport]
+
+
+@dataclass(slots=True)
+class _Session:
+    key: str | None
+    model: str | None
+    sequence: int = 0
+    message_count: int = 0
+
+
+@dataclass(slots=True)
+class _Seen:
+    """What one writer's cache knows of one session since it last looked."""
+
+    foreign: bool = False
+    retracted: bool = False
+
+
+@dataclass(slots=True)
+class _Cache:
+    """One writer's simulated caches: each guard's entry per key, and what it has seen."""
+
+    writer: str
+    legacy: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    hermes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    ledger: dict[str, tuple[Any, dict[str, int]]] = field(default_factory=dict)
+    seen: dict[str, _Seen] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Turn:
+    writer: str
+    key: str
+    session_id: str
+
+
+def _verdict(action: str, needed: bool) -> str:
+    if action == "miss":
+        return "build"
+    if action == "rebuild":
+        return "ok" if needed else "false_bust"
+    return "missed_change" if needed else "ok"
+
+
+class _Replayer:
+    def __init__(
+        self,
+        keys: set[str] | None,
+        timeline: bool,
+        guards: tuple[str, ...],
+        since: dt.datetime | None,
+    ) -> None:
+        self.only = keys
+        self.since = since
+        self.now: dt.datetime | None = None
+        self.timeline = timeline
+        self.guards = guards
+        self.sessions: dict[str, _Session] = {}
+        self.active: dict[str, str] = {}
+        self.caches: dict[str, _Cache] = {}
+        self.turns: dict[tuple[str, str], _Turn] = {}
+        self.reports: dict[str, KeyReport] = {}
+        self.events = 0
+        self.turn_count = 0
+
+    def report(self, key: str) -> KeyReport:
+        found = self.reports.get(key)
+        if found is None:
+            found = KeyReport(session_key=key, guards={g: GuardTotals() for g in self.guards})
+            self.reports[key] = found
+        return found
+
+    def wanted(self, key: str | None) -> bool:
+        if key is None or (self.only is not None and key not in self.only):
+            return False
+        return self.since is None or (self.now is not None and self.now >= self.since)
+
+    # -- one event ---------------------------------------------------------------------------
+
+    def feed(self, record: RecordedEvent) -> None:
+        self.events += 1
+        self.now = record.recorded_at
+        event = record.event
+        if isinstance(event, SessionSwitched):
+            self._end_turns(lambda t: t.key == event.session_key)
+            self.active[event.session_key] = event.session_id
+            self._note(record, event.session_key, event.session_id, "switch", event.reason)
+            return
+        session_id = getattr(event, "session_id", None)
+        if session_id is None or not record.stream.startswith("session-"):
+            return
+        is_user = isinstance(event, MessageAppended) and event.role == "user"
+        continues = isinstance(event, MessageAppended) and not is_user
+        self._end_turns(
+            lambda t: t.session_id == session_id and (t.writer != record.writer or not continues)
+        )
+        session = self.sessions.get(session_id)
+        if isinstance(event, SessionOpened):
+            session = self.sessions[session_id] = _Session(event.session_key, event.model)
+        if session is None:
+            session = self.sessions[session_id] = _Session(None, None)
+        for cache in self.caches.values():
+            seen = cache.seen.get(session_id)
+            if seen is not None:
+                seen.foreign |= cache.writer != record.writer
+                seen.retracted |= isinstance(event, MessagesRetracted)
+        key = self._key_of(session_id, session)
+        turn_started = None
+        if is_user and key is not None:
+            turn_started = self._start_turn(record, key, session_id, session)
+        session.sequence = record.sequence
+        if isinstance(event, MessageAppended):
+            session.message_count += 1
+        elif isinstance(event, MessagesRetracted):
+            session.message_count -= len(event.message_ids)
+        if turn_started is None:
+            self._note(record, session.key, session_id, _kind(event), _detail(event))
+
+    def _key_of(self, session_id: str, session: _Session) -> str | None:
+        if session.key is not None and self.active.get(session.key) == session_id:
+            return session.key
+        for key, active in self.active.items():
+            if active == session_id:
+                return key
+        return None
+
+    # -- turns ------------------------------------------------------------------------------
+
+    def _start_turn(
+        self, record: RecordedEvent, key: str, session_id: str, session: _Session
+    ) -> TimelineEntry:
+        cache = self.caches.get(record.writer)
+        if cache is None:
+            cache = self.caches[record.writer] = _Cache(record.writer)
+        self.turns[(record.writer, key)] = _Turn(record.writer, key, session_id)
+        self.turn_count += 1
+        needed, why = self._needed(cache, key, session_id, session)
+        decisions = {
+            name: self._guard(name, cache, key, session_id, session) for name in self.guards
+        }
+        verdicts = {
+            name: GuardDecision(action=a, reason=r, verdict=_verdict(a, needed))
+            for name, (a, r) in decisions.items()
+        }
+        if self.wanted(key):
+            report = self.report(key)
+            for name, decision in verdicts.items():
+                totals = report.guards[name]
+                totals.turns += 1
+                totals.builds += decision.action != "reuse"
+                totals.rebuilds += decision.action == "rebuild"
+                totals.false_busts += decision.verdict == "false_bust"
+                totals.missed_changes += decision.verdict == "missed_change"
+        entry = TimelineEntry(
+            position=record.position,
+            recorded_at=record.recorded_at,
+            writer=record.writer,
+            session_id=session_id,
+            kind="turn",
+            detail=_detail(record.event),
+            needed=needed,
+            why=why,
+            decisions=verdicts,
+        )
+        if self.timeline and self.wanted(key):
+            self.report(key).timeline.append(entry)
+        cache.seen[session_id] = _Seen()
+        return entry
+
+    def _needed(
+        self, cache: _Cache, key: str, session_id: str, session: _Session
+    ) -> tuple[bool, str | None]:
+        entry = cache.ledger.get(key)
+        if entry is None:
+            return True, "no agent yet"
+        if entry[0] != session.model:
+            return True, "signature changed"
+        seen = cache.seen.get(session_id)
+        if seen is None:
+            return False, None
+        baseline = entry[1].get(session_id)
+        if baseline is not None and session.sequence < baseline:
+            return True, "head regressed"
+        if seen.retracted:
+            return True, "a message was retracted"
+        if seen.foreign:
+            return True, "another writer wrote"
+        return False, None
+
+    def _guard(
+        self, name: str, cache: _Cache, key: str, session_id: str, session: _Session
+    ) -> tuple[str, str]:
+        sig, count, sequence = session.model, session.message_count, session.sequence
+        if name == "legacy":
+            legacy = cache.legacy.get(key)
+            if legacy is None or legacy[0] != sig or legacy[1] != count:
+                cache.legacy[key] = (sig, count)
+                return ("miss", "miss") if legacy is None else ("rebuild", "count_changed")
+            return "reuse", "hit"
+        if name == "hermes":
+            tup = cache.hermes.get(key)
+            if tup is None or tup[1] != sig:
+                cache.hermes[key] = hermes.make_entry(None, sig, count, session_id)
+                return ("miss", "miss") if tup is None else ("rebuild", "signature_changed")
+            if hermes.guard(tup, session_id, count) == "rebuild":
+                cache.hermes[key] = hermes.make_entry(None, sig, count, session_id)
+                return "rebuild", "count_changed"
+            return "reuse", "hit" if tup[3] == session_id else "other_session"
+        entry = cache.ledger.get(key)
+        seen = cache.seen.get(session_id) or _Seen()
+        action, reason = decide(
+            has_entry=entry is not None,
+            signature_matches=entry is not None and entry[0] == sig,
+            baseline=None if entry is None else entry[1].get(session_id),
+            live=sequence,
+            between=lambda _low, _high: (
+                "retracted" if seen.retracted else "foreign_write" if seen.foreign else "own_write"
+            ),
+        )
+        baselines = {} if entry is None else entry[1]
+        baselines[session_id] = sequence
+        cache.ledger[key] = (sig, baselines)
+        return action, reason
+
+    def _end_turns(self, ends: Callable[[_Turn], bool]) -> None:
+        for ident, turn in list(self.turns.items()):
+            if ends(turn):
+                del self.turns[ident]
+                self._rebaseline(turn)
+
+    def _rebaseline(self, turn: _Turn) -> None:
+        cache = self.caches[turn.writer]
+        session = self.sessions[turn.session_id]
+        legacy = cache.legacy.get(turn.key)
+        if legacy is not None:
+            cache.legacy[turn.key] = (legacy[0], session.message_count)
+        tup = cache.hermes.get(turn.key)
+        if tup is not None:
+            refreshed = hermes.refresh_message_count(tup, turn.session_id, session.message_count)
+            assert isinstance(refreshed, tuple)
+            cache.hermes[turn.key] = refreshed
+        entry = cache.ledger.get(turn.key)
+        if entry is not None:
+            entry[1][turn.session_id] = session.sequence
+        cache.seen[turn.session_id] = _Seen()
+
+    def finish(self) -> ReplayReport:
+        self._end_turns(lambda _t: True)
+        totals = {g: GuardTotals() for g in self.guards}
+        for report in self.reports.values():
+            for name, guard_totals in report.guards.items():
+                totals[name].add(guard_totals)
+        return ReplayReport(
+            events=self.events,
+            turns=sum(r.guards[self.guards[0]].turns for r in self.reports.values())
+            if self.guards
+            else 0,
+            guards=totals,
+            keys=dict(sorted(self.reports.items())),
+        )
+
+    def _note(
+        self, record: RecordedEvent, key: str | None, session_id: str, kind: str, detail: str
+    ) -> None:
+        if self.timeline and self.wanted(key):
+            assert key is not None
+            self.report(key).timeline.append(
+                TimelineEntry(
+                    position=record.position,
+                    recorded_at=record.recorded_at,
+                    writer=record.writer,
+                    session_id=session_id,
+                    kind=kind,
+                    detail=detail,
+                )
+            )
+
+
+_KINDS: dict[type, str] = {
+    SessionOpened: "opened",
+    MessageAppended: "message",
+    MessagesRetracted: "retracted",
+    SessionClosed: "closed",
+}
+
+
+def _kind(event: object) -> str:
+    return _KINDS.get(type(event), type(event).__name__)
+
+
+def _detail(event: object) -> str:
+    if isinstance(event, MessageAppended):
+        return f"{event.role}: {event.content[:200]}"
+    if isinstance(event, MessagesRetracted):
+        return f"{event.reason} {len(event.message_ids)} message(s)"
+    if isinstance(event, SessionOpened):
+        return f"{event.reason} ({event.source}, model {event.model})"
+    if isinstance(event, SessionClosed):
+        return event.reason
+    return type(event).__name__
+
+
+def replay(
+    records: Iterable[RecordedEvent],
+    *,
+    keys: Iterable[str] | None = None,
+    since: dt.datetime | None = None,
+    guards: Iterable[str] = GUARDS,
+    timeline: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ReplayReport:
+    """Simulate the guards over ``records`` (in position order) and total their decisions.
+
+    ``keys`` limits the report to those keys (the simulation still reads everything, since
+    other keys' events can touch their sessions); ``since`` counts only turns after that time;
+    ``timeline`` keeps every event of the reported keys (``ledger explain``).
+    """
+    chosen = tuple(g for g in GUARDS if g in set(guards))
+    replayer = _Replayer(set(keys) if keys is not None else None, timeline, chosen, since)
+    count = 0
+    for record in records:
+        replayer.feed(record)
+        count += 1
+        if progress is not None and count % 10_000 == 0:
+            progress(10_000)
+    if progress is not None:
+        progress(count % 10_000)
+    return replayer.finish()
