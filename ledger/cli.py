@@ -170,6 +170,10 @@ def db_current(url: str | None, as_json: bool) -> None:
         click.echo(f"{current or '<empty>'} {state}")
 
 
+# The command modules register themselves on ``cli``; imported last because they import it.
+from ledger import commands, explain  # noqa: E402, F401
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="ledger")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -242,16 +243,37 @@ class Ledger:
             expected_sequence=expected_sequence,
             event_ids=event_ids,
         )
+        rows = self.store.prepare(part)
+        message_ids = [e.message_id for e in events if isinstance(e, MessageAppended)]
         with self.store.transaction() as conn:
-            if event_ids is None or not self._already_stored(conn, event_ids):
+            if event_ids is None or not self._already_stored(conn, rows[0]["event_id"]):
                 self._open_state(conn, session_id)
-            return self.store.append_in(conn, [part])[0]
+                self._check_new_messages(conn, session_id, message_ids)
+            return self.store.append_in(conn, [part], [rows])[0]
 
     @staticmethod
-    def _already_stored(conn: sa.Connection, event_ids: Sequence[uuid.UUID | str]) -> bool:
-        first = event_ids[0] if isinstance(event_ids[0], uuid.UUID) else uuid.UUID(event_ids[0])
-        found = conn.execute(sa.select(events.c.position).where(events.c.event_id == first))
+    def _already_stored(conn: sa.Connection, event_id: uuid.UUID) -> bool:
+        found = conn.execute(sa.select(events.c.position).where(events.c.event_id == event_id))
         return found.first() is not None
+
+    @staticmethod
+    def _check_new_messages(conn: sa.Connection, session_id: str, message_ids: list[str]) -> None:
+        """Refuse message ids that repeat in the batch or already exist in the session."""
+        if not message_ids:
+            return
+        t = transcript_messages
+        taken = set(
+            conn.execute(
+                sa.select(t.c.message_id).where(
+                    t.c.session_id == session_id, t.c.message_id.in_(message_ids)
+                )
+            ).scalars()
+        )
+        repeated = {m for m, n in Counter(message_ids).items() if n > 1}
+        if taken or repeated:
+            raise InvalidArgumentError(
+                "message_id", sorted(taken | repeated)[0], f"an id not yet used in {session_id!r}"
+            )
 
     def retract_messages(
         self, session_id: str, count: int = 1, *, reason: str = "undo"

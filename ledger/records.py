@@ -50,9 +50,15 @@ class AppendResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StreamAppend(msgspec.Struct, frozen=True, kw_only=True):
-    """One stream's part of a multi-stream append (:meth:`EventStore.append_streams`)."""
+    """One stream's part of a multi-stream append (:meth:`EventStore.append_streams`).
+
+    ``writer`` and ``recorded_at`` (one per event) are for importers that carry events over
+    from another log or system, keeping who wrote them and when; a gateway leaves them unset.
+    """
 
     stream: str
     events: Sequence[Event]
     expected_sequence: int | None = None
     event_ids: Sequence[uuid.UUID | str] | None = None
+    writer: str | None = None
+    recorded_at: Sequence[dt.datetime] | None = None

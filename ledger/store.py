@@ -87,6 +87,8 @@ def translate_error(
                     )
         if "event_id" in constraint:
             return DuplicateEventError(appends[0].stream, [])
+        if "transcript_messages" in constraint:
+            return InvalidEventError("MessageAppended", "message_id is already in this session")
     return DatabaseError(f"database error: {text}")
 
 
@@ -232,7 +234,7 @@ class EventStore:
 
     def append_streams(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
         """Append to several streams in ONE transaction: all are written, or none."""
-        prepared = [self._prepare(part) for part in appends]
+        prepared = [self.prepare(part) for part in appends]
         try:
             with self.transaction() as conn:
                 return self.append_in(conn, appends, prepared)
@@ -251,7 +253,7 @@ class EventStore:
     ) -> list[AppendResult]:
         """Append inside a :meth:`transaction` the caller holds (for read-check-write callers)."""
         if prepared is None:
-            prepared = [self._prepare(part) for part in appends]
+            prepared = [self.prepare(part) for part in appends]
         duplicate = self._stored_result(conn, appends, prepared)
         if duplicate is not None:
             return duplicate
@@ -274,7 +276,7 @@ class EventStore:
             sequences.append(seqs)
             for row, seq in zip(part_rows, seqs, strict=True):
                 row["sequence"] = seq
-                row["recorded_at"] = now
+                row.setdefault("recorded_at", now)
                 rows.append(row)
         if not rows:
             return [self._empty_result(part.stream, heads) for part in appends]
@@ -309,7 +311,7 @@ class EventStore:
                     event=event,
                     event_id=row["event_id"],
                     writer=row["writer"],
-                    recorded_at=now,
+                    recorded_at=row["recorded_at"],
                     schema_version=row["schema_version"],
                 )
                 for row, position, event in zip(rows, positions, events_in_order, strict=True)
@@ -318,8 +320,12 @@ class EventStore:
                 projection.apply(conn, records)
         return results
 
-    def _prepare(self, part: StreamAppend) -> list[dict[str, Any]]:
-        """Validate and encode one stream's events before any lock is taken."""
+    def prepare(self, part: StreamAppend) -> list[dict[str, Any]]:
+        """Validate and encode one stream's events, before any lock is taken.
+
+        Callers holding their own :meth:`transaction` prepare first and pass the rows to
+        :meth:`append_in`, so bad input fails before the database is touched.
+        """
         if not isinstance(part.stream, str) or not 0 < len(part.stream) <= _MAX_STREAM:
             raise InvalidEventError(
                 "stream", f"stream name {part.stream!r} must be 1..{_MAX_STREAM} characters"
@@ -343,20 +349,29 @@ class EventStore:
         )
         if len(set(ids)) != len(ids):
             raise InvalidEventError("event_ids", "the same event_id appears twice in one append")
-        rows: list[dict[str, Any]] = []
-        for event, event_id in zip(part.events, ids, strict=True):
-            type_name, payload = self.codec.encode(event)
-            rows.append(
-                {
-                    "stream": part.stream,
-                    "type": type_name,
-                    "data": payload,
-                    "event_id": event_id,
-                    "writer": self.writer,
-                    "schema_version": type(event).schema_version,
-                    "_event": event,
-                }
+        times = part.recorded_at
+        if times is not None and (
+            len(times) != len(part.events) or any(t.tzinfo is None for t in times)
+        ):
+            raise InvalidEventError(
+                "recorded_at", f"{len(part.events)} timezone-aware datetimes expected"
             )
+        writer = part.writer or self.writer
+        rows: list[dict[str, Any]] = []
+        for index, (event, event_id) in enumerate(zip(part.events, ids, strict=True)):
+            type_name, payload = self.codec.encode(event)
+            row = {
+                "stream": part.stream,
+                "type": type_name,
+                "data": payload,
+                "event_id": event_id,
+                "writer": writer,
+                "schema_version": type(event).schema_version,
+                "_event": event,
+            }
+            if times is not None:
+                row["recorded_at"] = times[index].astimezone(dt.UTC)
+            rows.append(row)
         return rows
 
     def _stored_result(
@@ -421,7 +436,8 @@ class EventStore:
         """
         if not self._sqlite:
             return list(conn.execute(self._insert_returning, rows).scalars())
-        recorded_at = self._bind_time(rows[0]["recorded_at"])
+        first_time = rows[0]["recorded_at"]
+        recorded_at = self._bind_time(first_time)
         params = [
             (
                 row["stream"],
@@ -430,7 +446,9 @@ class EventStore:
                 row["data"],
                 self._bind_uuid(row["event_id"]),
                 row["writer"],
-                recorded_at,
+                recorded_at
+                if row["recorded_at"] is first_time
+                else self._bind_time(row["recorded_at"]),
                 row["schema_version"],
             )
             for row in rows

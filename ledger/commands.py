@@ -1,0 +1,268 @@
+"""CLI commands for people running a gateway: demo, sessions, show, tail, export, import-jsonl.
+
+They are registered on the root ``ledger`` group by :mod:`ledger.cli`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from itertools import groupby
+from pathlib import Path
+
+import click
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from ledger.cli import cli, emit_json, json_option, open_store, progress_bar, url_option
+from ledger.demo import run_demo
+from ledger.errors import DuplicateEventError
+from ledger.facade import Ledger
+from ledger.jsonl import read_jsonl, write_jsonl
+from ledger.records import RecordedEvent, StreamAppend
+
+__all__ = ["demo", "export", "import_jsonl", "sessions", "show", "tail"]
+
+_ROLE_STYLE = {"user": "bold cyan", "assistant": "green", "tool": "yellow", "system": "magenta"}
+
+
+def _console() -> Console:
+    return Console(highlight=False)
+
+
+@cli.command()
+@url_option
+@click.option("--turns", default=400, show_default=True, help="Gateway turns to simulate.")
+@click.option("--keys", default=12, show_default=True, help="Conversation slots (chats).")
+@click.option("--seed", default=7, show_default=True, help="Random seed.")
+@click.option("--quick", is_flag=True, help="A short run (60 turns, 4 chats).")
+@json_option
+def demo(url: str | None, turns: int, keys: int, seed: int, quick: bool, as_json: bool) -> None:
+    """Simulate a multi-platform gateway on the ledger and compare the three cache guards."""
+    if quick:
+        turns, keys = 60, 4
+    started = time.perf_counter()
+    with Ledger.open(url) as ledger:
+        where = ledger.store.engine.url.render_as_string(hide_password=True)
+        if not as_json:
+            click.echo(f"gateway demo on {where}: {turns} turns over {keys} chats")
+        result = run_demo(
+            ledger,
+            turns=turns,
+            keys=keys,
+            seed=seed,
+            log=(lambda _: None) if as_json else click.echo,
+        )
+    elapsed = time.perf_counter() - started
+    report = result.report
+    assert report is not None
+    if as_json:
+        emit_json(
+            {
+                "run_id": result.run_id,
+                "turns": result.turns,
+                "agents_built": result.agents_built,
+                "reuse_rate": result.reused / max(1, result.turns),
+                "foreign_writes": result.foreign_writes,
+                "commands": result.commands,
+                "seconds": round(elapsed, 2),
+                "guards": msgspec.to_builtins(report.guards),
+            }
+        )
+        return
+    console = _console()
+    table = Table(title=f"{result.turns} turns in {elapsed:.1f}s — guards replayed from the log")
+    for column in ("guard", "agents built", "rebuilds", "false busts", "missed changes"):
+        table.add_column(column, justify="right" if column != "guard" else "left")
+    labels = {"legacy": "mutable counter", "hermes": "4-tuple fix", "ledger": "this ledger"}
+    for name, totals in report.guards.items():
+        table.add_row(
+            labels[name],
+            str(totals.builds),
+            str(totals.rebuilds),
+            str(totals.false_busts),
+            str(totals.missed_changes),
+        )
+    console.print(table)
+    console.print(
+        f"live AgentCache: {result.agents_built} agents built, "
+        f"reuse rate {result.reused / max(1, result.turns):.0%}; "
+        f"commands {result.commands}; scheduler process wrote {result.foreign_writes} reminders"
+    )
+    console.print(
+        "explore: ledger sessions · ledger show SESSION_ID · ledger replay · "
+        f"ledger explain {result.keys[0]}"
+    )
+
+
+@cli.command()
+@url_option
+@click.option("--key", "session_key", default=None, help="Only sessions of this session_key.")
+@click.option("--source", default=None, help="Only sessions from this platform.")
+@click.option("--state", type=click.Choice(["open", "closed"]), default=None)
+@click.option("--limit", default=50, show_default=True)
+@click.option("--offset", default=0, show_default=True)
+@json_option
+def sessions(
+    url: str | None,
+    session_key: str | None,
+    source: str | None,
+    state: str | None,
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    """List sessions, most recently updated first."""
+    with open_store(url) as store:
+        heads = Ledger(store).sessions(
+            session_key=session_key, source=source, state=state, limit=limit, offset=offset
+        )
+    if as_json:
+        emit_json(msgspec.to_builtins(heads))
+        return
+    table = Table()
+    for column in ("session_id", "key", "source", "state", "messages", "sequence", "title"):
+        table.add_column(column)
+    for head in heads:
+        table.add_row(
+            head.session_id,
+            head.session_key or "",
+            head.source or "",
+            head.state,
+            str(head.message_count),
+            str(head.sequence),
+            head.title or "",
+        )
+    _console().print(table)
+
+
+@cli.command()
+@url_option
+@click.argument("session_id")
+@click.option("--all", "include_retracted", is_flag=True, help="Also show retracted messages.")
+@json_option
+def show(url: str | None, session_id: str, include_retracted: bool, as_json: bool) -> None:
+    """Print the transcript of SESSION_ID (retractions applied)."""
+    with open_store(url) as store:
+        ledger = Ledger(store)
+        head = ledger.head(session_id)
+        messages = ledger.transcript(session_id, include_retracted=include_retracted)
+    if as_json:
+        emit_json({"head": msgspec.to_builtins(head), "messages": msgspec.to_builtins(messages)})
+        return
+    console = _console()
+    assert head is not None
+    console.print(
+        f"[bold]{session_id}[/] key={head.session_key} state={head.state} "
+        f"sequence={head.sequence} messages={head.message_count}"
+    )
+    for message in messages:
+        style = "strike dim" if message.retracted else _ROLE_STYLE.get(message.role, "")
+        console.print(f"[{style}]{message.sequence:>5} {message.role:>9}[/] ", end="")
+        console.print(message.content, markup=False)
+
+
+@cli.command()
+@url_option
+@click.option("--after", default=None, type=int, help="Start after this position (default: end).")
+@click.option("--interval", default=0.5, show_default=True, help="Seconds between polls.")
+@click.option("--once", is_flag=True, help="Print what is there and exit.")
+@json_option
+def tail(url: str | None, after: int | None, interval: float, once: bool, as_json: bool) -> None:
+    """Follow the log live, one line per event (Ctrl-C to stop)."""
+    encoder = msgspec.json.Encoder()
+    with open_store(url) as store:
+        position = store.last_position() if after is None else after
+        try:
+            while True:
+                for record in store.read_all(position):
+                    position = record.position
+                    if as_json:
+                        sys.stdout.buffer.write(encoder.encode(record) + b"\n")
+                        sys.stdout.flush()
+                    else:
+                        click.echo(
+                            f"{record.position:>8} {record.recorded_at:%H:%M:%S} "
+                            f"{record.stream}#{record.sequence} {record.type} by {record.writer}"
+                        )
+                if once:
+                    return
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            return
+
+
+@cli.command()
+@url_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--after", default=0, show_default=True, help="Only events after this position.")
+def export(url: str | None, output: Path | None, after: int) -> None:
+    """Write the log as JSON Lines (stdout, or --output FILE)."""
+    with open_store(url) as store:
+        total = max(0, store.last_position() - after)
+        with progress_bar("export", total, quiet=output is None) as advance:
+            records = store.read_all(after)
+            if output is None:
+                count = write_jsonl(records, sys.stdout.buffer)
+            else:
+                with output.open("wb") as out:
+                    count = write_jsonl(_counting(records, advance), out)
+    click.echo(f"exported {count} events", err=True)
+
+
+def _counting(
+    records: Iterator[RecordedEvent], advance: Callable[[int], None]
+) -> Iterator[RecordedEvent]:
+    for record in records:
+        advance(1)
+        yield record
+
+
+@cli.command("import-jsonl")
+@url_option
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+def import_jsonl(url: str | None, source: Path, as_json: bool) -> None:
+    """Append the events of an export, keeping their ids, writers and times (idempotent)."""
+    written = skipped = 0
+    with open_store(url) as store, source.open("rb") as lines:
+        records = read_jsonl(lines, store.codec)
+        for (stream, writer), group in groupby(records, key=lambda r: (r.stream, r.writer)):
+            batch = list(group)
+            part = StreamAppend(
+                stream=stream,
+                events=[r.event for r in batch],
+                event_ids=[r.event_id for r in batch],
+                writer=writer,
+                recorded_at=[r.recorded_at for r in batch],
+            )
+            try:
+                result = store.append_streams([part])[0]
+            except DuplicateEventError:
+                results = [
+                    store.append_streams(
+                        [
+                            StreamAppend(
+                                stream=stream,
+                                events=[r.event],
+                                event_ids=[r.event_id],
+                                writer=writer,
+                                recorded_at=[r.recorded_at],
+                            )
+                        ]
+                    )[0]
+                    for r in batch
+                ]
+                written += sum(not r.duplicate for r in results)
+                skipped += sum(r.duplicate for r in results)
+                continue
+            if result.duplicate:
+                skipped += len(batch)
+            else:
+                written += len(batch)
+    if as_json:
+        emit_json({"written": written, "already_present": skipped})
+    else:
+        click.echo(f"imported {written} events ({skipped} already present)")

@@ -1,0 +1,278 @@
+"""``ledger replay`` and ``ledger explain``: why did the agent cache bust?
+
+Both read the log (a database, read-only, or a JSONL export) and run :func:`ledger.replay.replay`.
+``replay`` prints totals per guard and per key; ``explain`` prints one key's timeline with each
+guard's decision at every turn. Output is a table for people, ``--json`` for machines and
+``--html FILE`` for a self-contained timeline page in which every piece of log content is
+HTML-escaped, so text from the log can never run as script or become markup.
+
+``replay --json`` schema: ``{"events": int, "turns": int, "guards": {guard: totals},
+"keys": {session_key: {"guards": {guard: totals}}}}`` where totals are ``{"turns", "builds",
+"rebuilds", "false_busts", "missed_changes"}`` and guard is ``legacy``, ``hermes`` or ``ledger``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from ledger.cli import cli, emit_json, json_option, open_store, progress_bar, url_option
+from ledger.codec import Codec
+from ledger.config import Settings
+from ledger.errors import InvalidArgumentError
+from ledger.jsonl import read_jsonl
+from ledger.records import RecordedEvent
+from ledger.replay import GUARDS, KeyReport, ReplayReport, replay
+
+__all__ = ["explain_command", "render_html", "replay_command"]
+
+_LABELS = {"legacy": "mutable counter", "hermes": "4-tuple fix", "ledger": "ledger"}
+
+
+def _records(
+    stack: ExitStack, url: str | None, jsonl: Path | None
+) -> tuple[Iterator[RecordedEvent], int]:
+    """The log to replay and its size (for the progress bar)."""
+    if jsonl is not None:
+        lines = stack.enter_context(jsonl.open("rb"))
+        codec = Codec(max_event_bytes=Settings.from_env().max_event_bytes)
+        return read_jsonl(lines, codec), 0
+    store = stack.enter_context(open_store(url))
+    return store.read_all(batch_size=5000), store.last_position()
+
+
+def _since(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidArgumentError("--since", value, "an ISO date or time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _guards(value: str) -> list[str]:
+    chosen = [g.strip() for g in value.split(",") if g.strip()]
+    unknown = [g for g in chosen if g not in GUARDS]
+    if unknown or not chosen:
+        raise InvalidArgumentError(
+            "--guard", value, "a comma-separated subset of " + ",".join(GUARDS)
+        )
+    return chosen
+
+
+def _run(
+    url: str | None,
+    jsonl: Path | None,
+    keys: list[str] | None,
+    since: str | None,
+    guard: str,
+    timeline: bool,
+    quiet: bool,
+) -> ReplayReport:
+    with ExitStack() as stack:
+        records, total = _records(stack, url, jsonl)
+        with progress_bar("replay", total, quiet) as advance:
+            return replay(
+                records,
+                keys=keys,
+                since=_since(since),
+                guards=_guards(guard),
+                timeline=timeline,
+                progress=advance,
+            )
+
+
+def _source_options(func: Any) -> Any:
+    func = click.option("--guard", default=",".join(GUARDS), show_default=True)(func)
+    func = click.option("--since", default=None, help="Only turns at or after this ISO time.")(func)
+    func = click.option(
+        "--from-jsonl",
+        "jsonl",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="Replay an export instead of a database.",
+    )(func)
+    func = click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path))(
+        func
+    )
+    return url_option(json_option(func))
+
+
+@cli.command("replay")
+@_source_options
+@click.option("--key", "keys", multiple=True, help="Only these session keys (repeatable).")
+def replay_command(
+    url: str | None,
+    as_json: bool,
+    html_file: Path | None,
+    jsonl: Path | None,
+    since: str | None,
+    guard: str,
+    keys: tuple[str, ...],
+) -> None:
+    """Replay the log and total, per guard, the rebuilds, false busts and missed changes."""
+    report = _run(url, jsonl, list(keys) or None, since, guard, html_file is not None, as_json)
+    if html_file is not None:
+        html_file.write_text(render_html(report), encoding="utf-8")
+        click.echo(f"wrote {html_file}", err=True)
+    if as_json:
+        data = msgspec.to_builtins(report)
+        for key in data["keys"].values():
+            key.pop("timeline", None)
+        emit_json(data)
+    elif html_file is None:
+        _print_totals(report)
+
+
+@cli.command("explain")
+@_source_options
+@click.argument("session_key")
+def explain_command(
+    url: str | None,
+    as_json: bool,
+    html_file: Path | None,
+    jsonl: Path | None,
+    since: str | None,
+    guard: str,
+    session_key: str,
+) -> None:
+    """Show the timeline of SESSION_KEY with every guard's decision and its cause."""
+    report = _run(url, jsonl, [session_key], since, guard, True, as_json)
+    key = report.keys.get(session_key)
+    if key is None:
+        raise InvalidArgumentError("session_key", session_key, "a key with events in the log")
+    if html_file is not None:
+        html_file.write_text(render_html(report), encoding="utf-8")
+        click.echo(f"wrote {html_file}", err=True)
+    if as_json:
+        emit_json(msgspec.to_builtins(key))
+    elif html_file is None:
+        _print_timeline(key)
+
+
+def _print_totals(report: ReplayReport) -> None:
+    console = Console(highlight=False)
+    table = Table(title=f"{report.events} events, {report.turns} turns")
+    table.add_column("key")
+    for name in report.guards:
+        table.add_column(f"{_LABELS[name]}\nrebuilds/false/missed", justify="right")
+    for key, detail in report.keys.items():
+        table.add_row(
+            key,
+            *(_cell(t.rebuilds, t.false_busts, t.missed_changes) for t in detail.guards.values()),
+        )
+    table.add_row(
+        "[bold]total[/]",
+        *(_cell(t.rebuilds, t.false_busts, t.missed_changes) for t in report.guards.values()),
+    )
+    console.print(table)
+
+
+def _cell(rebuilds: int, false_busts: int, missed: int) -> str:
+    return f"{rebuilds}/{false_busts}/{missed}"
+
+
+def _print_timeline(key: KeyReport) -> None:
+    console = Console(highlight=False)
+    table = Table(title=key.session_key)
+    for column in ("position", "time", "writer", "session", "event", *key.guards):
+        table.add_column(column)
+    for entry in key.timeline:
+        cells = []
+        for name in key.guards:
+            decision = (entry.decisions or {}).get(name)
+            if decision is None:
+                cells.append("")
+                continue
+            style = {"false_bust": "red", "missed_change": "bold red", "build": "dim"}.get(
+                decision.verdict, ""
+            )
+            text = f"{decision.action} ({decision.reason})"
+            cells.append(f"[{style}]{text}[/]" if style else text)
+        table.add_row(
+            str(entry.position),
+            f"{entry.recorded_at:%H:%M:%S}",
+            entry.writer,
+            entry.session_id,
+            _escape_markup(f"{entry.kind}: {entry.detail}"),
+            *cells,
+        )
+    console.print(table)
+
+
+def _escape_markup(text: str) -> str:
+    return text.replace("[", "\\[")
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>ledger replay</title>
+<style>
+body{{font:14px system-ui,sans-serif;margin:1.5em;color:#222}}
+table{{border-collapse:collapse;margin-bottom:2em}}
+td,th{{border:1px solid #ddd;padding:3px 6px;vertical-align:top}}
+th{{background:#f4f4f4}}
+.false_bust{{background:#ffd7d7}} .missed_change{{background:#ff9d9d;font-weight:bold}}
+.build{{color:#888}} .turn td.event{{font-weight:600}}
+.decision{{cursor:help}}
+</style></head><body>
+<h1>Cache guard replay</h1>
+<p>{events} events, {turns} turns.</p>
+<table id="totals"><tr><th>guard</th><th>turns</th><th>builds</th><th>rebuilds</th>
+<th>false busts</th><th>missed changes</th></tr>{totals}</table>
+{keys}
+</body></html>
+"""
+
+
+def render_html(report: ReplayReport) -> str:
+    """A self-contained page (no scripts, no network assets); all log text is escaped."""
+    esc = html.escape
+    totals = "".join(
+        f'<tr data-guard="{esc(name)}"><td>{esc(_LABELS[name])}</td><td>{t.turns}</td>'
+        f"<td>{t.builds}</td><td>{t.rebuilds}</td><td>{t.false_busts}</td>"
+        f"<td>{t.missed_changes}</td></tr>"
+        for name, t in report.guards.items()
+    )
+    sections = []
+    for key, detail in report.keys.items():
+        if not detail.timeline:
+            continue
+        head = "".join(f"<th>{esc(_LABELS[g])}</th>" for g in detail.guards)
+        rows = []
+        for entry in detail.timeline:
+            cells = []
+            for name in detail.guards:
+                decision = (entry.decisions or {}).get(name)
+                if decision is None:
+                    cells.append("<td></td>")
+                    continue
+                why = f"needed: {entry.why}" if entry.needed and entry.why else "no change"
+                cells.append(
+                    f'<td class="decision {esc(decision.verdict)}" title="{esc(decision.reason)}'
+                    f' — {esc(why)}">{esc(decision.action)} ({esc(decision.reason)})</td>'
+                )
+            rows.append(
+                f'<tr class="{esc(entry.kind)}" data-position="{entry.position}">'
+                f"<td>{entry.position}</td><td>{esc(entry.recorded_at.isoformat())}</td>"
+                f"<td>{esc(entry.writer)}</td><td>{esc(entry.session_id)}</td>"
+                f'<td class="event">{esc(entry.kind)}: {esc(entry.detail)}</td>'
+                f"{''.join(cells)}</tr>"
+            )
+        sections.append(
+            f'<h2>{esc(key)}</h2><table class="timeline"><tr><th>position</th><th>time</th>'
+            f"<th>writer</th><th>session</th><th>event</th>{head}</tr>{''.join(rows)}</table>"
+        )
+    return _PAGE.format(
+        events=report.events, turns=report.turns, totals=totals, keys="".join(sections)
+    )
