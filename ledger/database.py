@@ -11,7 +11,9 @@ PostgreSQL: psycopg 3 with ``synchronous_commit`` left as the server has it (on)
 
 from __future__ import annotations
 
+import fcntl
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -46,21 +48,36 @@ def is_sqlite(engine: sa.Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def _prepare_sqlite_file(url: sa.URL) -> None:
-    """Create the database file owner-only (and its folder 0700) before SQLite opens it."""
+def _prepare_sqlite_file(url: sa.URL, settings: Settings) -> None:
+    """Create the database file owner-only (folder 0700) and switch a new file to WAL.
+
+    Two processes opening a new file at once would both try to switch it to WAL, which needs
+    an exclusive lock that SQLite does not wait for: one would stay in rollback-journal mode. So
+    a new (empty) file is switched under an ``flock`` on the file itself, which SQLite's own
+    POSIX locks do not see; later opens find WAL already set.
+    """
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     path = Path(database).expanduser()
     if not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        if os.fstat(fd).st_size > 0:
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        connection = sqlite3.connect(path, timeout=settings.busy_timeout_ms / 1000)
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+        finally:
+            connection.close()
+    finally:
+        os.close(fd)  # also releases the flock
 
 
 def _sqlite_engine(url: sa.URL, settings: Settings, **kwargs: Any) -> sa.Engine:
-    _prepare_sqlite_file(url)
+    _prepare_sqlite_file(url, settings)
     engine = sa.create_engine(
         url,
         connect_args={"timeout": settings.busy_timeout_ms / 1000, "isolation_level": None},

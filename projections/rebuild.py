@@ -127,7 +127,7 @@ def _differences(
         kind = "different" if have and want else ("unexpected" if have else "missing")
         yield Mismatch(
             projection=projection.name,
-            table=live.name,
+            table=str(live.name),
             key=dict(zip(keys, key, strict=True)),
             kind=kind,
             live=have,
