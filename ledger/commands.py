@@ -20,10 +20,19 @@ from ledger.cli import cli, emit_json, json_option, open_store, progress_bar, ur
 from ledger.demo import run_demo
 from ledger.errors import DuplicateEventError
 from ledger.facade import Ledger
+from ledger.importer import count_hermes_messages, import_hermes
 from ledger.jsonl import read_jsonl, write_jsonl
 from ledger.records import RecordedEvent, StreamAppend
 
-__all__ = ["demo", "export", "import_jsonl", "sessions", "show", "tail"]
+__all__ = [
+    "demo",
+    "export",
+    "import_hermes_command",
+    "import_jsonl",
+    "sessions",
+    "show",
+    "tail",
+]
 
 _ROLE_STYLE = {"user": "bold cyan", "assistant": "green", "tool": "yellow", "system": "magenta"}
 
@@ -266,3 +275,38 @@ def import_jsonl(url: str | None, source: Path, as_json: bool) -> None:
         emit_json({"written": written, "already_present": skipped})
     else:
         click.echo(f"imported {written} events ({skipped} already present)")
+
+
+@cli.command("import-hermes")
+@url_option
+@click.argument("state_db", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--batch-size",
+    default=500,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Events per transaction (a larger session gets one of its own).",
+)
+@json_option
+def import_hermes_command(url: str | None, state_db: Path, batch_size: int, as_json: bool) -> None:
+    """Import a Hermes Agent STATE_DB (sessions and messages), idempotently."""
+    total = count_hermes_messages(state_db)
+    with Ledger.open(url) as ledger, progress_bar("importing", total, quiet=as_json) as advance:
+        summary = import_hermes(ledger, state_db, progress=advance, batch_size=batch_size)
+    if as_json:
+        emit_json(msgspec.to_builtins(summary))
+    else:
+        s = summary
+        click.echo(
+            f"{s.sessions} sessions imported, {s.updated_sessions} updated, "
+            f"{s.skipped_sessions} already imported; {s.messages} messages, "
+            f"{s.retractions} retractions, {s.events} events on {s.keys} keys in {s.seconds:.1f}s"
+        )
+        click.echo(
+            f"left out: {s.skipped_meta_rows} session_meta rows, {s.unknown_role_rows} rows of "
+            f"other roles, {s.orphan_rows} rows without a session"
+        )
+        for session_id, error in s.failed_sessions.items():
+            click.echo(f"failed: {session_id}: {error}", err=True)
+    if summary.failed_sessions:
+        sys.exit(1)

@@ -33,6 +33,9 @@ Role = Literal["user", "assistant", "tool", "system"]
 #: Why a key's active session changed.
 SwitchReason = Literal["new", "reset", "resume", "branch", "compress"]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+#: Bounded names (models, users, tools): the width of their view columns.
+Name = Annotated[str, msgspec.Meta(max_length=255)]
+Title = Annotated[str, msgspec.Meta(max_length=1024)]
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -49,9 +52,9 @@ class SessionOpened(Event, frozen=True, kw_only=True, tag="SessionOpened"):
     source: Annotated[str, msgspec.Meta(max_length=64)]
     reason: SwitchReason
     parent_session_id: Id | None = None
-    user_id: str | None = None
-    model: str | None = None
-    title: str | None = None
+    user_id: Name | None = None
+    model: Name | None = None
+    title: Title | None = None
     #: Source-system fields the ledger has no column for (kept, never interpreted).
     metadata: dict[str, Any] | None = None
 
@@ -72,11 +75,11 @@ class MessageAppended(Event, frozen=True, kw_only=True, tag="MessageAppended"):
     message_id: Id
     role: Role
     content: str
-    tool_name: str | None = None
-    tool_call_id: str | None = None
+    tool_name: Name | None = None
+    tool_call_id: Name | None = None
     tool_calls: list[dict[str, Any]] | None = None
     token_count: NonNegative | None = None
-    finish_reason: str | None = None
+    finish_reason: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     reasoning: str | None = None
     #: Source-system fields the ledger has no column for (kept, never interpreted).
     metadata: dict[str, Any] | None = None
@@ -94,7 +97,7 @@ class SessionTitled(Event, frozen=True, kw_only=True, tag="SessionTitled"):
     """The session got a (new) title."""
 
     session_id: Id
-    title: Annotated[str, msgspec.Meta(max_length=1024)]
+    title: Title
 
 
 class SessionClosed(Event, frozen=True, kw_only=True, tag="SessionClosed"):

@@ -68,6 +68,11 @@ def _message(session_id: str, fields: Mapping[str, Any]) -> MessageAppended:
     content = data.get("content")
     if isinstance(content, str) and not content.strip() and not data.get("tool_calls"):
         raise InvalidArgumentError("content", content, "non-empty text (or tool_calls)")
+    for name in ("content", "reasoning"):
+        value = data.get(name)
+        if isinstance(value, str) and "\x00" in value:
+            # PostgreSQL text cannot hold NUL; refuse it on every backend alike.
+            raise InvalidArgumentError(name, value[:40], "text without NUL characters")
     try:
         return msgspec.convert(data, MessageAppended)
     except msgspec.ValidationError as exc:

@@ -93,6 +93,21 @@ def _bump_statement(table: sa.Table) -> sa.Update:
     )
 
 
+@functools.cache
+def _retract_statement(table: sa.Table) -> sa.Update:
+    """Mark named live messages of a session retracted at a position."""
+    c = table.c
+    return (
+        table.update()
+        .where(
+            c.session_id == sa.bindparam("sid"),
+            c.message_id.in_(sa.bindparam("ids", expanding=True)),
+            c.retracted_position.is_(None),
+        )
+        .values(retracted_position=sa.bindparam("at"))
+    )
+
+
 class SessionsProjection(Projection):
     """Per-session heads and the live transcript, updated inside every append."""
 
@@ -198,15 +213,9 @@ class SessionsProjection(Projection):
         self, conn: sa.Connection, session_id: str, event: MessagesRetracted, record: RecordedEvent
     ) -> int:
         """Mark the named live messages retracted; returns how many were live."""
-        t = self.table("transcript_messages")
         result = conn.execute(
-            t.update()
-            .where(
-                t.c.session_id == session_id,
-                t.c.message_id.in_(event.message_ids),
-                t.c.retracted_position.is_(None),
-            )
-            .values(retracted_position=record.position)
+            _retract_statement(self.table("transcript_messages")),
+            {"sid": session_id, "ids": list(event.message_ids), "at": record.position},
         )
         return int(result.rowcount)
 

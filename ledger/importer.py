@@ -1,0 +1,526 @@
+"""Import a Hermes Agent ``state.db`` into the ledger, idempotently (``ledger import-hermes``).
+
+The source is opened read-only (``mode=ro``) and streamed: only a small index of the sessions
+(ids, parents, start times, key columns) and per-session row counts are held in memory; each
+session's messages are read with a cursor, and at most ``batch_size`` events are built before
+they are written. Whatever Hermes schema version wrote the file, the columns that are present
+(``PRAGMA table_info``) are read and absent ones are tolerated.
+
+What is kept where:
+
+* ``sessions`` row → ``SessionOpened`` on ``session-<id>`` with ``source``, ``user_id``,
+  ``model``, ``title``, ``parent_session_id``. Reason ``new`` for a root; a child is
+  ``branch`` (parent ended ``branched`` or ``model_config._branched_from``), ``reset``
+  (``_reset_from`` or a reset end reason) and otherwise ``compress``. Its key is the
+  ``session_key`` column, else ``agent:main:<source>:<chat_type|dm>:<chat_id|user_id|unknown>``
+  plus ``:<thread_id>`` when there is one. Every other column with a value, including
+  ``model_config``, ``system_prompt``, the token and cost counters, ``started_at``/``ended_at``
+  and columns this module has never heard of, goes unchanged into ``SessionOpened.metadata``.
+  ``SessionSwitched`` on ``key-<key>`` follows, sessions taken in start order (parents first),
+  so the key stream is the history and the key's latest-started session ends up active.
+  ``SessionClosed`` (reason ``end_reason``, else ``ended``) closes a session with ``ended_at``.
+* ``messages`` row (ordered by ``timestamp`` then ``id``) → ``MessageAppended`` with
+  ``message_id`` = the row id, role, content (``''`` for NULL), ``tool_name``, ``tool_call_id``,
+  ``tool_calls`` (JSON text → list of dicts; malformed JSON kept as ``[{"raw": text}]``),
+  ``token_count``, ``finish_reason``, ``reasoning``; other columns with a value, ``timestamp``
+  included, go into ``MessageAppended.metadata`` (BLOBs become base64 text there). A row
+  with ``compacted = 1`` (or else ``active = 0``) is followed by ``MessagesRetracted``
+  (``compact``, else ``undo``), so the live ``message_count`` equals Hermes' active rows.
+* Not kept: ``session_meta`` rows and rows of unknown roles (counted in ``skipped_meta_rows``
+  and ``unknown_role_rows``), rows of sessions that do not exist (``orphan_rows``), the other
+  tables (``system_prompts``, usage, FTS…), and the Hermes times as times: ``recorded_at`` is
+  the store's clock at import, only the order survives (the raw values are in ``metadata``).
+  NUL characters become U+FFFD (PostgreSQL text cannot hold them); values longer than their
+  view column are cut and kept whole in ``metadata``; ``metadata`` that would push an event
+  over ``LEDGER_MAX_EVENT_BYTES`` is left out (``metadata_dropped``).
+
+Idempotency: every event id is a UUIDv5 of (session id, message id, kind) in :data:`NAMESPACE`.
+A session whose head already has the planned sequence and title is skipped without reading its
+messages; otherwise only the events whose ids are not yet stored are appended (plus a
+``SessionTitled`` when Hermes titled the session since), so a re-run after Hermes moved on
+imports just what is new; new messages for a session the ledger has closed are refused. Each
+session is written in ONE transaction (small sessions share one, up to ``batch_size`` events),
+so a killed import never leaves half a session. A session the ledger refuses (e.g. an oversized
+event) is reported in ``failed_sessions`` and the others are imported.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import msgspec
+import sqlalchemy as sa
+
+from ledger.errors import (
+    DuplicateEventError,
+    InvalidArgumentError,
+    InvalidEventError,
+    WrongExpectedVersionError,
+)
+from ledger.events import (
+    Event,
+    MessageAppended,
+    MessagesRetracted,
+    SessionClosed,
+    SessionOpened,
+    SessionSwitched,
+    SessionTitled,
+    SwitchReason,
+)
+from ledger.facade import Ledger, key_stream, session_stream
+from ledger.hermes_source import (
+    ROLES,
+    HermesSource,
+    as_text,
+    foreign_file,
+    json_value,
+    session_key_of,
+    stripped,
+    tool_calls_of,
+)
+from ledger.records import StreamAppend
+from ledger.schema import events as events_table
+from ledger.schema import session_heads, session_keys
+
+__all__ = [
+    "NAMESPACE",
+    "ImportSummary",
+    "count_hermes_messages",
+    "event_id",
+    "import_hermes",
+]
+
+#: The namespace of the importer's deterministic (UUIDv5) event ids.
+NAMESPACE = uuid.UUID("0f4c7a9e-3b1d-5e62-9a07-6d2c8b41e5f3")
+
+#: Columns with an event field of their own; every other column goes into ``metadata``.
+_SESSION_FIELDS = frozenset(
+    ("id", "source", "user_id", "model", "title", "parent_session_id", "session_key")
+)
+_MESSAGE_FIELDS = frozenset(("id", "session_id", "role", "content", "reasoning", "tool_calls"))
+_MESSAGE_FIELDS |= {"tool_call_id", "tool_name", "token_count", "finish_reason"}
+_MESSAGE_FIELDS |= {"active", "compacted"}  # these two become retractions
+#: Hermes end reasons after which a child session is a reset rather than a compression.
+_RESET_END_REASONS = frozenset(
+    ("session_reset", "session_switch", "idle", "daily", "suspended", "resume_pending_expired")
+)
+#: Lengths of the view columns the projections write (PostgreSQL enforces them).
+_LIMITS = {"user_id": 255, "model": 255, "title": 1024, "finish_reason": 64}
+_LIMITS |= {"tool_name": 255, "tool_call_id": 255}
+_RECOVERABLE = (InvalidEventError, WrongExpectedVersionError, DuplicateEventError)
+Planned = tuple[uuid.UUID, Event]
+_Head = tuple[int, str, str | None]
+T = TypeVar("T")
+
+
+class ImportSummary(msgspec.Struct, kw_only=True):
+    """What one import wrote (``sessions`` … ``events``) and what the source held."""
+
+    path: str
+    #: Sessions new to the ledger / imported before but given the source's new events /
+    #: imported before and unchanged / refused (session id → error; nothing of them written).
+    sessions: int = 0
+    updated_sessions: int = 0
+    skipped_sessions: int = 0
+    failed_sessions: dict[str, str] = msgspec.field(default_factory=dict)
+    #: Events this run wrote, by kind, and in all; keys that got a switch.
+    messages: int = 0
+    retractions: int = 0
+    closed_sessions: int = 0
+    switches: int = 0
+    events: int = 0
+    keys: int = 0
+    #: Source rows left out of the transcript, parents that are not in the file.
+    skipped_meta_rows: int = 0
+    unknown_role_rows: int = 0
+    orphan_rows: int = 0
+    missing_parents: int = 0
+    #: Values changed on the way (NUL replaced; metadata left out of an oversized event).
+    nul_replaced: int = 0
+    metadata_dropped: int = 0
+    #: Columns per table with no event field of their own (their values are in ``metadata``).
+    unknown_columns: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def event_id(session_id: str, message_id: str, kind: str) -> uuid.UUID:
+    """The deterministic event id of one imported fact (``kind``: opened, message…)."""
+    return uuid.uuid5(NAMESPACE, f"hermes\x1f{session_id}\x1f{message_id}\x1f{kind}")
+
+
+def _cut(value: Any, name: str) -> str | None:
+    """A text value as the views store it: NUL replaced, cut to the column's length."""
+    return None if value is None else as_text(value).replace("\x00", "\ufffd")[: _LIMITS[name]]
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def count_hermes_messages(path: str | Path) -> int:
+    """The number of message rows :func:`import_hermes` reports progress for."""
+    source = HermesSource(path)
+    try:
+        return source.count_rows()
+    except sqlite3.DatabaseError as exc:
+        raise foreign_file(path, str(exc)) from exc
+    finally:
+        source.close()
+
+
+def import_hermes(
+    ledger: Ledger,
+    path: str | Path,
+    *,
+    progress: Callable[[int], None] | None = None,
+    batch_size: int = 500,
+) -> ImportSummary:
+    """Import the sessions and messages of the Hermes ``state.db`` at ``path`` (see the module).
+
+    ``progress(n)`` is called as message rows are done; their total is
+    :func:`count_hermes_messages`. A missing file, a file that is not SQLite, or one without the
+    Hermes tables raises :class:`InvalidArgumentError` (argument ``state.db``) and writes nothing.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidArgumentError("batch_size", batch_size, "an integer >= 1")
+    source = HermesSource(path)
+    try:
+        return _Importer(ledger, source, progress, batch_size).run()
+    except sqlite3.DatabaseError as exc:
+        raise foreign_file(path, f"reading failed mid-import ({exc})") from exc
+    finally:
+        source.close()
+
+
+class _Item(msgspec.Struct, kw_only=True):
+    """One session's events waiting to be written, and where they go."""
+
+    session_id: str
+    key: str
+    reason: SwitchReason
+    events: Iterable[Planned]
+    expected: int
+    new: bool
+    rows: int
+
+
+class _Importer:
+    """One run: plans each session's events, groups small sessions, writes, tallies."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        source: HermesSource,
+        progress: Callable[[int], None] | None,
+        batch_size: int,
+    ) -> None:
+        self.ledger = ledger
+        self.store = ledger.store
+        self.source = source
+        self.progress = progress
+        self.batch_size = batch_size
+        self.summary = ImportSummary(path=str(source.path))
+        self.group: list[_Item] = []
+        self.group_events = 0
+        self.touched: set[str] = set()
+
+    def run(self) -> ImportSummary:
+        started = time.perf_counter()
+        s = self.summary
+        s.unknown_columns = {
+            "sessions": [c for c in self.source.sessions if c not in _SESSION_FIELDS],
+            "messages": [c for c in self.source.messages if c not in _MESSAGE_FIELDS],
+        }
+        index = self.source.index()
+        counts = self.source.counts()
+        end_reasons = {row["id"]: row.get("end_reason") for row in index}
+        s.orphan_rows = sum(c[0] for sid, c in counts.items() if sid not in end_reasons)
+        for window in _chunks(index, 500):
+            heads = self._heads([str(row["id"]) for row in window])
+            for row in window:
+                parent = row.get("parent_session_id")
+                s.missing_parents += bool(parent) and parent not in end_reasons
+                rows, live, gone, meta = counts.get(row["id"], (0, 0, 0, 0))
+                s.skipped_meta_rows += meta
+                s.unknown_role_rows += rows - live - meta
+                planned = 1 + live + gone + (row.get("ended_at") is not None)
+                self._session(row, end_reasons.get(parent), heads, planned, rows)
+        self._flush()
+        self._activate_latest(index)
+        s.keys = len(self.touched)
+        s.seconds = round(time.perf_counter() - started, 3)
+        return s
+
+    def _heads(self, session_ids: list[str]) -> dict[str, _Head]:
+        h = session_heads
+        query = sa.select(h.c.session_id, h.c.sequence, h.c.state, h.c.title)
+        with self.store.engine.connect() as conn:
+            found = conn.execute(query.where(h.c.session_id.in_(session_ids)))
+            return {row.session_id: (int(row.sequence), row.state, row.title) for row in found}
+
+    # -- planning ----------------------------------------------------------------------------
+
+    def _session(
+        self,
+        index_row: dict[str, Any],
+        parent_end: Any,
+        heads: dict[str, _Head],
+        planned: int,
+        rows: int,
+    ) -> None:
+        """Skip, queue whole, queue what is missing, or refuse one session."""
+        sid = str(index_row["id"])
+        head = heads.get(sid)
+        title = _cut(index_row.get("title"), "title")
+        if head is not None and head[0] == planned and title in (None, head[2]):
+            self.summary.skipped_sessions += 1
+            return self._advance(rows)
+        key = session_key_of(index_row)
+        reason, events = self._plan(index_row["id"], parent_end)
+        item = _Item(
+            session_id=sid, key=key, reason=reason, events=events, expected=0, new=True, rows=rows
+        )
+        if head is None:
+            return self._queue(item, planned)
+        sequence, state, head_title = head
+        with self.store.engine.connect() as conn:
+            query = sa.select(events_table.c.event_id)
+            stream = events_table.c.stream == session_stream(sid)
+            stored_ids = set(conn.execute(query.where(stream)).scalars())
+        if event_id(sid, "", "opened") not in stored_ids:
+            return self._fail(sid, rows, "the ledger holds a session with this id not from Hermes")
+        missing: list[Planned] = [(i, e) for i, e in events if i not in stored_ids]
+        if state == "closed" and missing:
+            return self._fail(sid, rows, f"closed in the ledger; {len(missing)} new events refused")
+        if title is not None and title != head_title:
+            titled = SessionTitled(session_id=sid, title=title)
+            missing.append((event_id(sid, f"{sequence}:{title}", "titled"), titled))
+        if not missing:
+            self.summary.skipped_sessions += 1
+            return self._advance(rows)
+        item.events, item.expected, item.new = missing, sequence, False
+        return self._queue(item, len(missing))
+
+    def _plan(self, raw_id: Any, parent_end: Any) -> tuple[SwitchReason, Iterator[Planned]]:
+        """The session's ``SessionOpened`` reason and all its events, messages read lazily."""
+        row = self.source.session(raw_id)
+        sid = str(raw_id)
+        metadata = {k: v for k, v in row.items() if k not in _SESSION_FIELDS and v is not None}
+        fields = {name: self._fit(row.get(name), name, metadata) for name in _LIMITS}
+        markers = json_value(row.get("model_config"))
+        markers = markers if isinstance(markers, dict) else {}
+        parent = stripped(row.get("parent_session_id"))
+        reason: SwitchReason = "new"
+        if parent and ("_branched_from" in markers or parent_end == "branched"):
+            reason = "branch"
+        elif parent and ("_reset_from" in markers or parent_end in _RESET_END_REASONS):
+            reason = "reset"
+        elif parent:
+            reason = "compress"
+        opened = SessionOpened(
+            session_id=sid,
+            session_key=session_key_of(row),
+            source=self._clean(stripped(row.get("source")) or "unknown"),
+            reason=reason,
+            parent_session_id=parent,
+            user_id=fields["user_id"],
+            model=fields["model"],
+            title=fields["title"],
+            metadata=metadata or None,
+        )
+        ended = None
+        if row.get("ended_at") is not None:
+            ended = SessionClosed(session_id=sid, reason=stripped(row.get("end_reason")) or "ended")
+        return reason, self._events(raw_id, self._sized(opened), ended)
+
+    def _events(
+        self, raw_id: Any, opened: SessionOpened, ended: SessionClosed | None
+    ) -> Iterator[Planned]:
+        sid = opened.session_id
+        yield event_id(sid, "", "opened"), opened
+        for message in self.source.transcript(raw_id):
+            if message["role"] not in ROLES:
+                continue
+            mid = str(message["id"])
+            yield event_id(sid, mid, "message"), self._message(sid, mid, message)
+            compacted = message.get("compacted") == 1
+            if compacted or message.get("active") == 0:
+                why: Literal["compact", "undo"] = "compact" if compacted else "undo"
+                retracted = MessagesRetracted(session_id=sid, message_ids=[mid], reason=why)
+                yield event_id(sid, mid, "retracted"), retracted
+        if ended is not None:
+            yield event_id(sid, "", "closed"), ended
+
+    def _message(self, sid: str, mid: str, row: dict[str, Any]) -> MessageAppended:
+        metadata = {k: v for k, v in row.items() if k not in _MESSAGE_FIELDS and v is not None}
+        fields = {name: self._fit(row.get(name), name, metadata) for name in _LIMITS}
+        tokens = row.get("token_count")
+        if tokens is not None and (type(tokens) is not int or tokens < 0):
+            metadata["token_count"], tokens = tokens, None
+        content, reasoning = row.get("content"), row.get("reasoning")
+        message = MessageAppended(
+            session_id=sid,
+            message_id=mid,
+            role=row["role"],
+            content="" if content is None else self._clean(as_text(content)),
+            tool_name=fields["tool_name"],
+            tool_call_id=fields["tool_call_id"],
+            tool_calls=tool_calls_of(row.get("tool_calls")),
+            token_count=tokens,
+            finish_reason=fields["finish_reason"],
+            reasoning=None if reasoning is None else self._clean(as_text(reasoning)),
+            metadata=metadata or None,
+        )
+        return self._sized(message)
+
+    def _fit(self, value: Any, name: str, metadata: dict[str, Any]) -> str | None:
+        """A text field cut to its view column's length (the whole value goes to metadata)."""
+        if value is None:
+            return None
+        text = self._clean(as_text(value))
+        if len(text) > _LIMITS[name]:
+            metadata[name] = value
+        return _cut(text, name)
+
+    def _clean(self, text: str) -> str:
+        if "\x00" not in text:
+            return text
+        self.summary.nul_replaced += 1
+        return text.replace("\x00", "\ufffd")
+
+    def _sized(self, event: T) -> T:
+        """``event`` without its metadata when the metadata would make it too large."""
+        metadata = getattr(event, "metadata", None)
+        if metadata is None:
+            return event
+        # JSON takes at most 6 bytes per character (``\u0000``): encode only when it might matter.
+        texts = [
+            getattr(event, "content", ""),
+            getattr(event, "reasoning", None),
+            *metadata.values(),
+        ]
+        rough = sum(len(v) for v in texts if isinstance(v, str | bytes)) + 32 * len(metadata)
+        limit = self.store.codec.max_event_bytes
+        if 6 * rough + 1024 <= limit or len(msgspec.json.encode(event)) <= limit:
+            return event
+        self.summary.metadata_dropped += 1
+        return msgspec.structs.replace(event, metadata=None)  # type: ignore[type-var]
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _queue(self, item: _Item, count: int) -> None:
+        """Write a large session alone (streamed); group small ones up to ``batch_size``."""
+        if count > self.batch_size:
+            self._flush()
+            return self._commit([item], alone=True)
+        if self.group_events + count > self.batch_size:
+            self._flush()
+        item.events = list(item.events)
+        self.group.append(item)
+        self.group_events += count
+        return None
+
+    def _flush(self) -> None:
+        group, self.group, self.group_events = self.group, [], 0
+        if group:
+            self._commit(group, alone=len(group) == 1)
+
+    def _commit(self, items: list[_Item], *, alone: bool) -> None:
+        """Write ``items`` in one transaction; if the ledger refuses, retry them one by one."""
+        try:
+            self._write(items)
+        except _RECOVERABLE as exc:
+            if alone:
+                return self._fail(items[0].session_id, items[0].rows, str(exc))
+            for item in items:
+                self._commit([item], alone=True)
+            return None
+        return self._advance(sum(item.rows for item in items))
+
+    def _write(self, items: list[_Item]) -> None:
+        """Append the items' events in one transaction, at most ``batch_size`` per statement."""
+        tally: dict[type[Event], int] = {}
+        with self.store.transaction() as conn:
+            k = session_keys
+            keys = sorted({item.key for item in items if item.new})
+            query = sa.select(k.c.session_key, k.c.session_id).where(k.c.session_key.in_(keys))
+            active: dict[str, str | None] = dict(conn.execute(query).tuples().all())
+            parts: list[StreamAppend] = []
+            for item in items:
+                for number, chunk in enumerate(_chunks(item.events, self.batch_size)):
+                    parts.append(
+                        StreamAppend(
+                            stream=session_stream(item.session_id),
+                            events=[e for _, e in chunk],
+                            event_ids=[i for i, _ in chunk],
+                            expected_sequence=None if number else item.expected,
+                        )
+                    )
+                    if item.new and not number:
+                        parts.append(self._switch(item, active.get(item.key)))
+                        active[item.key] = item.session_id
+                    if sum(len(part.events) for part in parts) >= self.batch_size:
+                        self._append(conn, parts, tally)
+                        parts = []
+            self._append(conn, parts, tally)
+        s = self.summary
+        for item in items:
+            s.sessions += item.new
+            s.updated_sessions += not item.new
+            self.touched.add(item.key)
+        s.messages += tally.get(MessageAppended, 0)
+        s.retractions += tally.get(MessagesRetracted, 0)
+        s.closed_sessions += tally.get(SessionClosed, 0)
+        s.switches += tally.get(SessionSwitched, 0)
+        s.events += sum(tally.values())
+
+    def _append(
+        self, conn: sa.Connection, parts: list[StreamAppend], tally: dict[type[Event], int]
+    ) -> None:
+        if not parts:
+            return
+        for part, result in zip(parts, self.store.append_in(conn, parts), strict=True):
+            for event in () if result.duplicate else part.events:
+                tally[type(event)] = tally.get(type(event), 0) + 1
+
+    @staticmethod
+    def _switch(item: _Item, previous: str | None) -> StreamAppend:
+        """The key-stream append that makes the new session the key's active one."""
+        event = SessionSwitched(
+            session_key=item.key,
+            session_id=item.session_id,
+            previous_session_id=previous,
+            reason=item.reason,
+        )
+        switch_id = event_id(item.session_id, "", "switched")
+        return StreamAppend(stream=key_stream(item.key), events=[event], event_ids=[switch_id])
+
+    def _activate_latest(self, index: list[dict[str, Any]]) -> None:
+        """Leave each key this run touched on its latest-started imported session."""
+        latest: dict[str, str] = {}
+        for row in index:  # in import order: by start time, parents first
+            sid, key = str(row["id"]), session_key_of(row)
+            if key in self.touched and sid not in self.summary.failed_sessions:
+                latest[key] = sid
+        for key, sid in latest.items():
+            if self.ledger.active_session(key) == sid:
+                continue
+            if self.ledger.switch_session(key, sid, reason="resume") is not None:
+                self.summary.switches += 1
+                self.summary.events += 1
+
+    def _fail(self, session_id: str, rows: int, error: str) -> None:
+        self.summary.failed_sessions[session_id] = error
+        self._advance(rows)
+
+    def _advance(self, rows: int) -> None:
+        if self.progress is not None and rows:
+            self.progress(rows)

@@ -1,0 +1,475 @@
+"""Tests of the Hermes ``state.db`` importer (``ledger.importer``) on SQLite and PostgreSQL.
+
+The sources are built by ``tests/hermes_fixture.py`` with the old and the new Hermes column
+sets; their docstrings list what each scenario holds and so what an import must produce.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from ledger import (
+    InvalidArgumentError,
+    Ledger,
+    MessageAppended,
+    MessagesRetracted,
+    SessionOpened,
+    SessionSwitched,
+)
+from ledger.config import Settings
+from ledger.importer import ImportSummary, count_hermes_messages, import_hermes
+from ledger.schema import events as events_table
+from tests import hermes_fixture
+from tests.hermes_fixture import CLI_KEY, DISCORD_KEY, TELEGRAM_KEY, add_message
+
+
+@pytest.fixture
+def ledger(migrated_url: str, settings: Settings) -> Iterator[Ledger]:
+    """A ledger on a migrated database of each backend."""
+    with Ledger.open(migrated_url, writer="importer", settings=settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+def old_path(tmp_path: Path) -> Path:
+    """A state.db with the old Hermes column set."""
+    return hermes_fixture.old_db(tmp_path / "old-state.db")
+
+
+@pytest.fixture
+def new_path(tmp_path: Path) -> Path:
+    """A state.db with the new Hermes column set."""
+    return hermes_fixture.new_db(tmp_path / "new-state.db")
+
+
+def count_events(ledger: Ledger) -> int:
+    with ledger.store.engine.connect() as conn:
+        query = sa.select(sa.func.count()).select_from(events_table)
+        return int(conn.execute(query).scalar_one())
+
+
+def stream_events(ledger: Ledger, stream: str) -> list[Any]:
+    return [record.event for record in ledger.read_stream(stream)]
+
+
+def opened_event(ledger: Ledger, session_id: str) -> SessionOpened:
+    event = stream_events(ledger, f"session-{session_id}")[0]
+    assert isinstance(event, SessionOpened)
+    return event
+
+
+def message_event(ledger: Ledger, session_id: str, content: str) -> MessageAppended:
+    (event,) = [
+        e
+        for e in stream_events(ledger, f"session-{session_id}")
+        if isinstance(e, MessageAppended) and e.content == content
+    ]
+    return event
+
+
+def add_rows(path: Path, *rows: tuple[str, str, str, dict[str, Any]]) -> None:
+    conn = sqlite3.connect(path)
+    for session_id, role, content, columns in rows:
+        add_message(conn, session_id, role, content, **columns)
+    conn.commit()
+    conn.close()
+
+
+# -- what one import writes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("builder", "expected"),
+    [(hermes_fixture.old_db, (3, 10, 0)), (hermes_fixture.new_db, (4, 11, 4))],
+    ids=["old-schema", "new-schema"],
+)
+def test_import_counts_every_session_message_and_retraction(
+    ledger: Ledger, tmp_path: Path, builder: Any, expected: tuple[int, int, int]
+) -> None:
+    """The summary counts the sessions, transcript messages and retractions written."""
+    summary = import_hermes(ledger, builder(tmp_path / "state.db"))
+    assert (summary.sessions, summary.messages, summary.retractions) == expected
+
+
+def test_live_message_count_equals_the_active_rows_of_each_session(
+    ledger: Ledger, new_path: Path
+) -> None:
+    """Each head's message_count is the number of active, not compacted, transcript rows."""
+    import_hermes(ledger, new_path)
+    conn = sqlite3.connect(new_path)
+    active = dict(
+        conn.execute(
+            "SELECT session_id, SUM(role != 'session_meta' AND active = 1 AND compacted = 0) "
+            "FROM messages GROUP BY session_id"
+        ).fetchall()
+    )
+    conn.close()
+    counts = {sid: ledger.head(sid).message_count for sid in active}  # type: ignore[union-attr]
+    assert counts == active
+
+
+def test_transcript_follows_timestamp_then_row_id(ledger: Ledger, old_path: Path) -> None:
+    """Messages are appended in Hermes timestamp order, ties broken by row id."""
+    import_hermes(ledger, old_path)
+    contents = [m.content for m in ledger.transcript("a_child")]
+    assert contents == ["first", "second", "third", "fourth"]
+
+
+def test_compression_child_links_to_its_parent(ledger: Ledger, new_path: Path) -> None:
+    """A session with parent_session_id opens with reason compress and the parent's lineage."""
+    import_hermes(ledger, new_path)
+    assert ledger.lineage("n_b") == ["n_a", "n_b"]
+    assert opened_event(ledger, "n_b").reason == "compress"
+
+
+def test_parents_are_imported_before_their_children(ledger: Ledger, old_path: Path) -> None:
+    """A parent is written first even when its child sorts before it by start time and id."""
+    import_hermes(ledger, old_path)
+    parent = next(ledger.read_stream("session-o_root")).position
+    child = next(ledger.read_stream("session-a_child")).position
+    assert parent < child
+
+
+def test_tool_calls_json_becomes_a_list_of_dicts(ledger: Ledger, old_path: Path) -> None:
+    """``tool_calls`` JSON text is decoded into the event's list of dicts."""
+    import_hermes(ledger, old_path)
+    (call,) = [m for m in ledger.transcript("o_root") if m.tool_calls]
+    assert call.tool_calls == hermes_fixture.TOOL_CALLS
+
+
+def test_malformed_tool_calls_are_kept_raw(ledger: Ledger, old_path: Path) -> None:
+    """``tool_calls`` that is not JSON is kept as ``[{"raw": text}]``."""
+    import_hermes(ledger, old_path)
+    assert message_event(ledger, "o_tg", "oops").tool_calls == [{"raw": "{not json"}]
+
+
+def test_tool_reply_keeps_its_tool_name_and_call_id(ledger: Ledger, old_path: Path) -> None:
+    """A tool row keeps ``tool_name`` and ``tool_call_id``."""
+    import_hermes(ledger, old_path)
+    reply = message_event(ledger, "o_root", "results")
+    assert (reply.tool_name, reply.tool_call_id) == ("web_search", "call_1")
+
+
+def test_ended_sessions_are_closed_with_their_end_reason(ledger: Ledger, old_path: Path) -> None:
+    """A session with ended_at ends with SessionClosed(end_reason, else ``ended``)."""
+    import_hermes(ledger, old_path)
+    reasons = {
+        sid: stream_events(ledger, f"session-{sid}")[-1].reason for sid in ("o_root", "o_tg")
+    }
+    assert reasons == {"o_root": "user_exit", "o_tg": "ended"}
+
+
+def test_sessions_without_ended_at_stay_open(ledger: Ledger, old_path: Path) -> None:
+    """A session Hermes never ended is open in the ledger."""
+    import_hermes(ledger, old_path)
+    assert ledger.head("a_child").state == "open"  # type: ignore[union-attr]
+
+
+def test_each_key_ends_on_its_latest_started_session(ledger: Ledger, new_path: Path) -> None:
+    """The active session of a key is its most recently started one."""
+    import_hermes(ledger, new_path)
+    assert ledger.active_session(TELEGRAM_KEY) == "n_b"
+
+
+def test_key_stream_holds_a_switch_per_session_in_start_order(
+    ledger: Ledger, new_path: Path
+) -> None:
+    """The key stream records every session of the key, each naming the one before."""
+    import_hermes(ledger, new_path)
+    switches = stream_events(ledger, f"key-{TELEGRAM_KEY}")
+    assert all(isinstance(s, SessionSwitched) for s in switches)
+    assert [(s.previous_session_id, s.session_id) for s in switches] == [
+        (None, "n_z"),
+        ("n_z", "n_a"),
+        ("n_a", "n_b"),
+    ]
+
+
+def test_missing_session_key_is_derived_from_source_and_user(
+    ledger: Ledger, old_path: Path
+) -> None:
+    """Without a session_key column the key is ``agent:main:<source>:dm:<user or unknown>``."""
+    import_hermes(ledger, old_path)
+    keys = {h.session_id: h.session_key for h in ledger.sessions()}
+    assert keys == {"o_root": CLI_KEY, "a_child": CLI_KEY, "o_tg": "agent:main:telegram:dm:77"}
+
+
+def test_null_session_key_is_derived_from_chat_type_chat_and_thread(
+    ledger: Ledger, new_path: Path
+) -> None:
+    """A NULL session_key is derived from chat_type, chat_id and thread_id when present."""
+    import_hermes(ledger, new_path)
+    assert ledger.head("n_d").session_key == DISCORD_KEY  # type: ignore[union-attr]
+
+
+def test_compacted_rows_are_retracted_with_reason_compact(ledger: Ledger, new_path: Path) -> None:
+    """Rows with compacted = 1 are retracted with reason ``compact``."""
+    import_hermes(ledger, new_path)
+    retracted = [
+        e for e in stream_events(ledger, "session-n_a") if isinstance(e, MessagesRetracted)
+    ]
+    assert {e.reason for e in retracted} == {"compact"}
+    assert len(retracted) == 2
+
+
+def test_inactive_rows_are_retracted_with_reason_undo(ledger: Ledger, new_path: Path) -> None:
+    """Rows with active = 0 (not compacted) are retracted with reason ``undo``."""
+    import_hermes(ledger, new_path)
+    retracted = [
+        e for e in stream_events(ledger, "session-n_b") if isinstance(e, MessagesRetracted)
+    ]
+    assert [e.reason for e in retracted] == ["undo", "undo"]
+
+
+def test_retraction_directly_follows_its_message(ledger: Ledger, new_path: Path) -> None:
+    """Each retraction is the event right after the message it takes back."""
+    import_hermes(ledger, new_path)
+    events = stream_events(ledger, "session-n_b")
+    pairs = [(events[i - 1], e) for i, e in enumerate(events) if isinstance(e, MessagesRetracted)]
+    assert all(e.message_ids == [before.message_id] for before, e in pairs)
+
+
+def test_session_meta_rows_are_left_out_and_counted(ledger: Ledger, new_path: Path) -> None:
+    """``session_meta`` rows are not in the transcript and are counted in the summary."""
+    summary = import_hermes(ledger, new_path)
+    roles = {m.role for m in ledger.transcript("n_a", include_retracted=True)}
+    assert summary.skipped_meta_rows == 1
+    assert "session_meta" not in roles
+
+
+def test_unknown_columns_are_reported(ledger: Ledger, new_path: Path) -> None:
+    """Columns with no event field of their own are listed per table in the summary."""
+    summary = import_hermes(ledger, new_path)
+    assert "future_column" in summary.unknown_columns["sessions"]
+    assert "future_column" in summary.unknown_columns["messages"]
+
+
+def test_unknown_session_columns_are_kept_in_session_metadata(
+    ledger: Ledger, new_path: Path
+) -> None:
+    """A session's other columns, known or not, are kept in SessionOpened.metadata."""
+    import_hermes(ledger, new_path)
+    metadata = opened_event(ledger, "n_a").metadata or {}
+    assert metadata["future_column"] == "kept"
+    assert (metadata["system_prompt"], metadata["started_at"]) == ("be brief", 100.0)
+
+
+def test_unknown_message_columns_are_kept_in_message_metadata(
+    ledger: Ledger, new_path: Path
+) -> None:
+    """A message's other columns, its timestamp included, are kept in its metadata."""
+    import_hermes(ledger, new_path)
+    metadata = message_event(ledger, "n_a", "summary").metadata or {}
+    assert metadata["future_column"] == "also kept"
+    assert (metadata["display_kind"], metadata["timestamp"]) == ("hidden", 103.0)
+
+
+# -- idempotency and re-runs -----------------------------------------------------------------
+
+
+def test_second_import_writes_nothing(ledger: Ledger, new_path: Path) -> None:
+    """Importing the same file again skips every session and adds no event."""
+    import_hermes(ledger, new_path)
+    before = count_events(ledger)
+    again = import_hermes(ledger, new_path)
+    assert (again.events, again.skipped_sessions, count_events(ledger)) == (0, 4, before)
+
+
+def test_reimport_appends_only_what_hermes_added(ledger: Ledger, new_path: Path) -> None:
+    """After Hermes added a message to an open session, a re-run appends just that one."""
+    import_hermes(ledger, new_path)
+    before = count_events(ledger)
+    add_rows(new_path, ("n_b", "assistant", "new reply", {"timestamp": 156.0}))
+    again = import_hermes(ledger, new_path)
+    assert (again.updated_sessions, again.events, count_events(ledger)) == (1, 1, before + 1)
+    assert ledger.transcript("n_b")[-1].content == "new reply"
+
+
+def test_reimport_carries_a_title_hermes_set_later(ledger: Ledger, new_path: Path) -> None:
+    """A title Hermes gave a session after the first import reaches the head on a re-run."""
+    import_hermes(ledger, new_path)
+    conn = sqlite3.connect(new_path)
+    conn.execute("UPDATE sessions SET title = 'Trip plans' WHERE id = 'n_b'")
+    conn.commit()
+    conn.close()
+    again = import_hermes(ledger, new_path)
+    assert (again.updated_sessions, again.events) == (1, 1)
+    assert ledger.head("n_b").title == "Trip plans"  # type: ignore[union-attr]
+
+
+def test_reimport_refuses_new_messages_for_a_closed_session(ledger: Ledger, new_path: Path) -> None:
+    """New rows of a session the ledger closed are reported, not appended after the close."""
+    import_hermes(ledger, new_path)
+    add_rows(new_path, ("n_a", "user", "after the end", {"timestamp": 160.0}))
+    again = import_hermes(ledger, new_path)
+    assert list(again.failed_sessions) == ["n_a"]
+    assert ledger.head("n_a").message_count == 2  # type: ignore[union-attr]
+
+
+def test_small_batches_still_write_whole_sessions(
+    ledger: Ledger, new_path: Path, tmp_path: Path, settings: Settings
+) -> None:
+    """A batch_size below a session's size gives the same heads as the default."""
+    import_hermes(ledger, new_path, batch_size=2)
+    small = {(h.session_id, h.sequence, h.message_count, h.state) for h in ledger.sessions()}
+    with Ledger.open(f"sqlite:///{tmp_path / 'reference.db'}", settings=settings) as reference:
+        import_hermes(reference, new_path)
+        default = {
+            (h.session_id, h.sequence, h.message_count, h.state) for h in reference.sessions()
+        }
+    assert small == default
+
+
+def test_killed_import_leaves_no_half_session(
+    ledger: Ledger, old_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure between two chunks of one session's transaction writes none of the session."""
+    real = ledger.store.append_in
+    calls = iter(range(100))
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        if next(calls) == 1:
+            raise RuntimeError("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ledger.store, "append_in", dying)
+    with pytest.raises(RuntimeError, match="killed"):
+        import_hermes(ledger, old_path, batch_size=2)
+    assert ledger.head("o_root") is None
+
+
+def test_rerun_after_a_killed_import_completes_it(
+    ledger: Ledger, old_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Running the import again after a failure imports every session exactly once."""
+    real = ledger.store.append_in
+    calls = iter(range(100))
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        if next(calls) == 3:
+            raise RuntimeError("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ledger.store, "append_in", dying)
+    with pytest.raises(RuntimeError):
+        import_hermes(ledger, old_path, batch_size=2)
+    monkeypatch.undo()
+    import_hermes(ledger, old_path)
+    heads = {h.session_id: h.message_count for h in ledger.sessions()}
+    assert heads == {"o_root": 4, "a_child": 4, "o_tg": 2}
+
+
+# -- what is refused, changed or reported -----------------------------------------------------
+
+
+def test_refused_session_is_reported_and_the_others_imported(
+    migrated_url: str, new_path: Path
+) -> None:
+    """A session the ledger refuses (oversized event) is listed; the other sessions import."""
+    settings = Settings.from_env({"LEDGER_MAX_EVENT_BYTES": "4096"})
+    add_rows(new_path, ("n_d", "tool", "x" * 5000, {"timestamp": 122.0}))
+    with Ledger.open(migrated_url, settings=settings) as small:
+        summary = import_hermes(small, new_path)
+        assert list(summary.failed_sessions) == ["n_d"]
+        assert small.head("n_d") is None
+        assert summary.sessions == 3
+
+
+def test_nul_characters_are_replaced(ledger: Ledger, new_path: Path) -> None:
+    """NUL characters (which PostgreSQL text refuses) become U+FFFD on both backends."""
+    add_rows(new_path, ("n_d", "tool", "bin\x00ary", {"timestamp": 122.0}))
+    summary = import_hermes(ledger, new_path)
+    assert ledger.transcript("n_d")[-1].content == "bin\ufffdary"
+    assert summary.nul_replaced == 1
+
+
+def test_overlong_value_is_cut_to_its_column_and_kept_whole(ledger: Ledger, new_path: Path) -> None:
+    """A finish_reason longer than its view column is cut and kept whole in metadata."""
+    add_rows(
+        new_path, ("n_d", "assistant", "long", {"timestamp": 122.0, "finish_reason": "s" * 99})
+    )
+    import_hermes(ledger, new_path)
+    message = message_event(ledger, "n_d", "long")
+    assert len(message.finish_reason or "") == 64
+    assert (message.metadata or {})["finish_reason"] == "s" * 99
+
+
+def test_rows_of_missing_sessions_are_counted_as_orphans(ledger: Ledger, old_path: Path) -> None:
+    """Message rows whose session does not exist are not imported and are counted."""
+    add_rows(old_path, ("ghost", "user", "boo", {}))
+    summary = import_hermes(ledger, old_path)
+    assert (summary.orphan_rows, summary.messages) == (1, 10)
+
+
+def test_progress_reports_every_counted_row(ledger: Ledger, new_path: Path) -> None:
+    """The progress callback adds up to count_hermes_messages."""
+    done: list[int] = []
+    import_hermes(ledger, new_path, progress=done.append)
+    assert sum(done) == count_hermes_messages(new_path) == 12
+
+
+def test_source_file_is_left_unchanged(ledger: Ledger, new_path: Path) -> None:
+    """The state.db is read only: its bytes are the same after the import."""
+    before = hashlib.sha256(new_path.read_bytes()).hexdigest()
+    import_hermes(ledger, new_path)
+    assert hashlib.sha256(new_path.read_bytes()).hexdigest() == before
+
+
+def test_summary_is_plain_data() -> None:
+    """The summary converts to JSON-ready builtins."""
+    import msgspec
+
+    data = msgspec.to_builtins(ImportSummary(path="state.db"))
+    assert data["failed_sessions"] == {}
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+def test_corrupt_file_is_refused_and_nothing_written(ledger: Ledger, tmp_path: Path) -> None:
+    """Random bytes raise InvalidArgumentError naming state.db, and write no event."""
+    path = tmp_path / "state.db"
+    path.write_bytes(os.urandom(8192))
+    with pytest.raises(InvalidArgumentError) as raised:
+        import_hermes(ledger, path)
+    assert raised.value.argument == "state.db"
+    assert count_events(ledger) == 0
+
+
+def test_foreign_sqlite_file_is_refused_and_nothing_written(ledger: Ledger, tmp_path: Path) -> None:
+    """A SQLite file without the Hermes tables raises InvalidArgumentError and writes nothing."""
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    conn.close()
+    with pytest.raises(InvalidArgumentError, match=r"no sessions\.id"):
+        import_hermes(ledger, path)
+    assert count_events(ledger) == 0
+
+
+def test_missing_file_is_refused(ledger: Ledger, tmp_path: Path) -> None:
+    """A path that is not a file raises InvalidArgumentError."""
+    with pytest.raises(InvalidArgumentError, match=r"an existing Hermes state\.db"):
+        import_hermes(ledger, tmp_path / "nope.db")
+
+
+def test_count_refuses_a_corrupt_file(tmp_path: Path) -> None:
+    """count_hermes_messages raises the same typed error for a file that is not SQLite."""
+    path = tmp_path / "state.db"
+    path.write_bytes(b"not a database" * 100)
+    with pytest.raises(InvalidArgumentError):
+        count_hermes_messages(path)
+
+
+def test_batch_size_below_one_is_refused(ledger: Ledger, new_path: Path) -> None:
+    """batch_size must be a positive integer."""
+    with pytest.raises(InvalidArgumentError, match="batch_size"):
+        import_hermes(ledger, new_path, batch_size=0)
