@@ -171,7 +171,7 @@ def db_current(url: str | None, as_json: bool) -> None:
 
 
 # The command modules register themselves on ``cli``; imported last because they import it.
-from ledger import commands, explain  # noqa: E402, F401
+from ledger import commands, explain, maintenance  # noqa: E402, F401
 
 
 def main() -> None:

@@ -19,12 +19,16 @@ from sqlalchemy.engine import Dialect
 
 __all__ = [
     "UTCDateTime",
+    "archive_segments",
+    "compaction_runs",
     "events",
     "metadata",
     "projection_checkpoints",
+    "projection_snapshots",
     "search_documents",
     "session_heads",
     "session_keys",
+    "session_tombstones",
     "streams",
     "transcript_messages",
     "usage_daily",
@@ -89,6 +93,7 @@ streams = sa.Table(
     metadata,
     sa.Column("stream", sa.String(300), primary_key=True),
     sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("archived", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 # -- views derived from the log (written by the ``projections`` package) -----------------------
@@ -180,4 +185,65 @@ search_documents = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("content", sa.Text, nullable=False),
     sa.UniqueConstraint("session_id", "message_id"),
+)
+
+# -- compaction (migration 0003) ------------------------------------------------------------
+
+#: Events of archived streams, moved out of ``events`` into one compressed segment per stream.
+archive_segments = sa.Table(
+    "archive_segments",
+    metadata,
+    sa.Column("stream", sa.String(300), primary_key=True),
+    sa.Column("first_position", sa.BigInteger, nullable=False),
+    sa.Column("last_position", sa.BigInteger, nullable=False, index=True),
+    sa.Column("first_sequence", sa.BigInteger, nullable=False),
+    sa.Column("last_sequence", sa.BigInteger, nullable=False),
+    sa.Column("event_count", sa.Integer, nullable=False),
+    sa.Column("codec", sa.String(32), nullable=False),
+    sa.Column("checksum", sa.String(64), nullable=False),
+    sa.Column("raw_bytes", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("archived_at", UTCDateTime, nullable=False),
+)
+
+#: What retention keeps of a purged session: its head, so its sequence is never reused.
+session_tombstones = sa.Table(
+    "session_tombstones",
+    metadata,
+    sa.Column("session_id", sa.String(255), primary_key=True),
+    sa.Column("session_key", sa.String(255), nullable=True),
+    sa.Column("source", sa.String(64), nullable=True),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("writer", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("purged_at", UTCDateTime, nullable=False),
+)
+
+#: Inline views serialised at a log position, so a rebuild can start there.
+projection_snapshots = sa.Table(
+    "projection_snapshots",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("checksum", sa.String(64), nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+#: One row per compaction job run; UNIQUE (job, scheduled_for) makes a scheduled run happen
+#: once however many schedulers fire it.
+compaction_runs = sa.Table(
+    "compaction_runs",
+    metadata,
+    sa.Column("run_id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String(32), nullable=False),
+    sa.Column("scheduled_for", UTCDateTime, nullable=True),
+    sa.Column("runner", sa.String(255), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("report", sa.Text, nullable=True),
+    sa.UniqueConstraint("job", "scheduled_for"),
 )

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from ledger import migration, plugins
+from ledger.archive import SegmentReader, StoredRow, restore_stream
 from ledger.codec import Codec
 from ledger.config import Settings
 from ledger.database import WRITE, create_engine, is_sqlite
@@ -143,7 +144,7 @@ class EventStore:
         # key and would be compiled again on every append; this SQL is the same on both.
         upsert = (
             "ON CONFLICT (stream) DO UPDATE SET sequence = streams.sequence + excluded.sequence "
-            "RETURNING sequence"
+            "RETURNING sequence, archived"
         )
         self._claim = sa.text(
             f"INSERT INTO streams (stream, sequence) VALUES (:stream, :sequence) {upsert}"
@@ -153,7 +154,8 @@ class EventStore:
             f"FROM (SELECT pg_advisory_xact_lock({_APPEND_LOCK_KEY})) AS append_lock {upsert}) "
             "INSERT INTO events (stream, sequence, type, data, event_id, writer, recorded_at, "
             "schema_version) SELECT :stream, claimed.sequence, :type, :data, :event_id, :writer, "
-            ":recorded_at, :schema_version FROM claimed RETURNING position, sequence"
+            ":recorded_at, :schema_version FROM claimed "
+            "RETURNING position, sequence, (SELECT archived FROM claimed)"
         ).bindparams(
             sa.bindparam("data", type_=sa.LargeBinary),
             sa.bindparam("event_id", type_=sa.Uuid),
@@ -174,12 +176,7 @@ class EventStore:
             "INSERT INTO streams (stream, sequence) SELECT :stream, :sequence "
             f"FROM (SELECT pg_advisory_xact_lock({_APPEND_LOCK_KEY})) AS append_lock {upsert}"
         )
-        self._read_all = (
-            sa.select(events_table)
-            .where(events_table.c.position > sa.bindparam("after"))
-            .order_by(events_table.c.position)
-            .limit(sa.bindparam("size"))
-        )
+        self._segments = SegmentReader()
         self._head = sa.select(streams_table.c.stream, streams_table.c.sequence).where(
             streams_table.c.stream.in_(sa.bindparam("streams", expanding=True))
         )
@@ -527,10 +524,12 @@ class EventStore:
         """
         event = row.pop("_event")
         row["recorded_at"] = row.get("recorded_at") or dt.datetime.now(dt.UTC)
-        position, sequence = conn.execute(self._append_one, row).one()
+        position, sequence, archived = conn.execute(self._append_one, row).one()
         expected = part.expected_sequence
         if expected is not None and expected != sequence - 1:
             raise WrongExpectedVersionError(part.stream, expected, sequence - 1)
+        if archived:
+            restore_stream(conn, part.stream)
         record = RecordedEvent(
             stream=part.stream,
             sequence=sequence,
@@ -570,9 +569,13 @@ class EventStore:
         claim = self._claim_locking if lock_in_claim else self._claim
         for stream, count in counts.items():
             if count:
-                head = conn.execute(claim, {"stream": stream, "sequence": count}).scalar_one()
+                head, archived = conn.execute(claim, {"stream": stream, "sequence": count}).one()
                 before[stream] = int(head) - count
                 claim = self._claim
+                if archived:
+                    # An append to an archived stream brings its events back first, in the
+                    # same transaction, so the stream is never split between the two places.
+                    restore_stream(conn, stream)
         unread = [stream for stream, count in counts.items() if not count]
         if unread:
             before.update(conn.execute(self._head, {"streams": unread}).tuples().all())
@@ -608,23 +611,19 @@ class EventStore:
     def read_stream(
         self, stream: str, from_sequence: int = 1, *, batch_size: int = _READ_BATCH
     ) -> Iterator[RecordedEvent]:
-        """Yield the events of ``stream`` from ``from_sequence`` on, lazily, in batches."""
-        t = events_table
-        query = (
-            sa.select(t)
-            .where(t.c.stream == stream, t.c.sequence >= sa.bindparam("after"))
-            .order_by(t.c.sequence)
-            .limit(batch_size)
-        )
-        after = from_sequence
+        """Yield the events of ``stream`` from ``from_sequence`` on, lazily, in batches.
+
+        Archived streams read from their segment, transparently.
+        """
+        first = from_sequence
         while True:
             with self.engine.connect() as conn:
-                rows = conn.execute(query, {"after": after}).all()
+                rows = self._segments.read_stream(conn, stream, first, batch_size)
             for row in rows:
                 yield self._record(row)
             if len(rows) < batch_size:
                 return
-            after = rows[-1].sequence + 1
+            first = rows[-1].sequence + 1
 
     def read_all(
         self, after_position: int = 0, limit: int | None = None, *, batch_size: int = _READ_BATCH
@@ -639,9 +638,10 @@ class EventStore:
             size = batch_size if remaining is None else min(batch_size, remaining)
             with self.engine.connect() as conn:
                 batch = self.read_batch(conn, after, size)
-            yield from batch
-            if len(batch) < size:
+            if not batch:
+                # A short batch is not the end: one that meets archived events may stop early.
                 return
+            yield from batch
             after = batch[-1].position
             if remaining is not None:
                 remaining -= len(batch)
@@ -649,18 +649,23 @@ class EventStore:
     def read_batch(
         self, conn: sa.Connection, after_position: int, limit: int
     ) -> list[RecordedEvent]:
-        """Up to ``limit`` events after ``after_position``, read on the caller's connection."""
-        rows = conn.execute(self._read_all, {"after": after_position, "size": limit}).all()
+        """Up to ``limit`` events after ``after_position``, read on the caller's connection.
+
+        Live and archived events come from one statement, so an archive or restore running
+        meanwhile can never make the reader skip or repeat an event.
+        """
+        rows = self._segments.read_all(conn, after_position, limit)
         return [self._record(row) for row in rows]
 
-    def _record(self, row: sa.Row[Any]) -> RecordedEvent:
+    def _record(self, row: sa.Row[Any] | StoredRow) -> RecordedEvent:
+        event_id = row.event_id
         return RecordedEvent(
             stream=row.stream,
             sequence=row.sequence,
             position=row.position,
             type=row.type,
             event=self.codec.decode(row.type, row.data, row.schema_version, row.position),
-            event_id=row.event_id,
+            event_id=uuid.UUID(bytes=event_id) if isinstance(event_id, bytes) else event_id,
             writer=row.writer,
             recorded_at=row.recorded_at,
             schema_version=row.schema_version,

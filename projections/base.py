@@ -52,9 +52,13 @@ class Projection:
         raise NotImplementedError
 
     def reset(self, conn: sa.Connection) -> None:
-        """Delete every row of the views (the first step of a rebuild)."""
+        """Delete every row of the views, then :meth:`seed` (the first step of a rebuild)."""
         for table in reversed(list(self.tables.values())):
             conn.execute(table.delete())
+        self.seed(conn)
+
+    def seed(self, conn: sa.Connection) -> None:
+        """Rows a fold of the log starts from (tombstones of purged sessions); none by default."""
 
 
 def write_rows(

@@ -25,6 +25,7 @@ from ledger.store import EventStore
 from projections.base import Projection
 from projections.checkpoint import lock_checkpoint, read_checkpoints, save_checkpoint
 from projections.runner import ProjectionRunner
+from projections.snapshot import load_snapshot
 
 __all__ = ["Mismatch", "ProjectionStatus", "rebuild", "status", "verify"]
 
@@ -59,9 +60,10 @@ def _fold_log(
     projection: Projection,
     until: int | None,
     progress: Progress | None,
+    *,
+    after: int = 0,
 ) -> int:
-    """Apply the log (up to position ``until``) to ``projection`` on ``conn``; returns count."""
-    after = 0
+    """Apply the log after ``after`` (up to ``until``) to ``projection``; returns the count."""
     total = 0
     while True:
         batch = store.read_batch(conn, after, _BATCH)
@@ -76,12 +78,23 @@ def _fold_log(
             progress(len(batch))
 
 
-def rebuild(store: EventStore, projection: Projection, progress: Progress | None = None) -> int:
-    """Recreate ``projection``'s views from the log; returns how many events were folded."""
+def rebuild(
+    store: EventStore,
+    projection: Projection,
+    progress: Progress | None = None,
+    *,
+    from_snapshot: bool = True,
+) -> int:
+    """Recreate ``projection``'s views from the log; returns how many events were folded.
+
+    An inline projection with a snapshot starts from it and folds only the later events.
+    """
     if projection.inline:
         with store.transaction() as conn:
-            projection.reset(conn)
-            return _fold_log(store, conn, projection, None, progress)
+            start = load_snapshot(conn, projection) if from_snapshot else None
+            if start is None:
+                projection.reset(conn)
+            return _fold_log(store, conn, projection, None, progress, after=start or 0)
     with store.transaction(append_lock=False) as conn:
         lock_checkpoint(conn, projection.name)
         projection.reset(conn)
@@ -157,6 +170,7 @@ def verify(
             for copy in copies.values():
                 copy.create(conn)
             shadow = type(projection)(copies)
+            shadow.seed(conn)
             _fold_log(store, conn, shadow, until, progress)
             found = [
                 mismatch

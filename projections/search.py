@@ -61,3 +61,10 @@ class SearchProjection(Projection):
                 )
         if pending:
             conn.execute(t.insert(), pending)
+
+    def forget(
+        self, conn: sa.Connection, session_id: str, records: Sequence[RecordedEvent]
+    ) -> None:
+        """Drop a purged session's documents."""
+        t = self.table("search_documents")
+        conn.execute(t.delete().where(t.c.session_id == session_id))

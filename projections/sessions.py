@@ -26,7 +26,7 @@ from ledger.events import (
     SessionTitled,
 )
 from ledger.records import RecordedEvent
-from ledger.schema import session_heads, transcript_messages
+from ledger.schema import session_heads, session_tombstones, transcript_messages
 from projections.base import Projection, insert_statement, select_by_keys, write_rows
 
 __all__ = ["SESSION_PREFIX", "SessionsProjection"]
@@ -224,3 +224,51 @@ class SessionsProjection(Projection):
             table = insert_statement(self.table("transcript_messages"))
             conn.execute(table, pending[0] if len(pending) == 1 else pending)
             pending.clear()
+
+    def seed(self, conn: sa.Connection, session_id: str | None = None) -> None:
+        """Put back the tombstone heads of purged sessions (all, or one)."""
+        seed_tombstones(conn, self.table("session_heads"), session_id)
+
+    def forget(
+        self, conn: sa.Connection, session_id: str, records: Sequence[RecordedEvent]
+    ) -> None:
+        """A purged session keeps only its tombstone head; its transcript goes."""
+        transcript = self.table("transcript_messages")
+        heads = self.table("session_heads")
+        conn.execute(transcript.delete().where(transcript.c.session_id == session_id))
+        conn.execute(heads.delete().where(heads.c.session_id == session_id))
+        self.seed(conn, session_id)
+
+
+def seed_tombstones(conn: sa.Connection, heads: sa.Table, session_id: str | None) -> None:
+    """Insert a head row (state ``purged``) for each tombstone into ``heads``."""
+    t = session_tombstones
+    query = sa.select(
+        t.c.session_id,
+        t.c.session_key,
+        t.c.source,
+        sa.literal("purged"),
+        t.c.sequence,
+        sa.literal(0),
+        sa.literal(0),
+        t.c.position,
+        t.c.writer,
+        t.c.created_at,
+        t.c.purged_at,
+    )
+    if session_id is not None:
+        query = query.where(t.c.session_id == session_id)
+    columns = [
+        "session_id",
+        "session_key",
+        "source",
+        "state",
+        "sequence",
+        "message_count",
+        "token_count",
+        "position",
+        "writer",
+        "created_at",
+        "updated_at",
+    ]
+    conn.execute(heads.insert().from_select(columns, query))

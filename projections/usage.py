@@ -17,6 +17,7 @@ from ledger.events import MessageAppended, MessagesRetracted, SessionOpened
 from ledger.records import RecordedEvent
 from ledger.schema import session_heads, usage_daily
 from projections.base import Projection
+from projections.checkpoint import read_checkpoints
 
 __all__ = ["UsageProjection"]
 
@@ -32,6 +33,16 @@ class UsageProjection(Projection):
     keys: ClassVar[dict[str, tuple[str, ...]]] = {"usage_daily": ("source", "day")}
 
     def apply(self, conn: sa.Connection, records: Sequence[RecordedEvent]) -> None:
+        self._fold(conn, records, 1)
+
+    def forget(
+        self, conn: sa.Connection, session_id: str, records: Sequence[RecordedEvent]
+    ) -> None:
+        """Subtract a purged session's events, those this projection had already applied."""
+        applied = read_checkpoints(conn).get(self.name, 0)
+        self._fold(conn, [r for r in records if r.position <= applied], -1)
+
+    def _fold(self, conn: sa.Connection, records: Sequence[RecordedEvent], sign: int) -> None:
         relevant = [
             r
             for r in records
@@ -54,12 +65,12 @@ class UsageProjection(Projection):
                 key, {"sessions": 0, "messages": 0, "retractions": 0, "tokens": 0}
             )
             if isinstance(event, SessionOpened):
-                delta["sessions"] += 1
+                delta["sessions"] += sign
             elif isinstance(event, MessageAppended):
-                delta["messages"] += 1
-                delta["tokens"] += event.token_count or 0
+                delta["messages"] += sign
+                delta["tokens"] += sign * (event.token_count or 0)
             else:
-                delta["retractions"] += len(event.message_ids)
+                delta["retractions"] += sign * len(event.message_ids)
         self._add(conn, deltas)
 
     @staticmethod

@@ -1,0 +1,287 @@
+"""Archive segments: a stream's events moved out of ``events`` into one compressed blob.
+
+A segment holds every stored row of one stream (position, sequence, type, payload bytes,
+event_id, writer, recorded_at, schema_version) as msgpack, zlib-compressed, with a SHA-256
+checksum of the uncompressed bytes and its first/last position. Restoring inserts the very same
+rows back, positions included, so a restore is byte-for-byte.
+
+Reads stay transparent: :class:`SegmentReader` reads live rows and the segments that overlap
+them in ONE statement (one snapshot on every backend), so a concurrent archive or restore can
+never make a reader skip or repeat an event. It fetches at most a few segments per batch and
+bounds the batch at the first position an unfetched segment could hold, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+import zlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+
+from ledger.errors import LedgerError
+from ledger.schema import archive_segments, events, streams
+
+__all__ = ["SegmentInfo", "SegmentReader", "StoredRow", "archive_stream", "restore_stream"]
+
+CODEC = "msgpack+zlib"
+_SEGMENTS_PER_BATCH = 8
+
+
+class StoredRow(msgspec.Struct, array_like=True, frozen=True):
+    """One row of ``events`` exactly as stored."""
+
+    position: int
+    stream: str
+    sequence: int
+    type: str
+    data: bytes
+    event_id: bytes
+    writer: str
+    recorded_at: dt.datetime
+    schema_version: int
+
+    def values(self) -> dict[str, Any]:
+        """The row as column values for an INSERT into ``events``."""
+        return {
+            "position": self.position,
+            "stream": self.stream,
+            "sequence": self.sequence,
+            "type": self.type,
+            "data": self.data,
+            "event_id": uuid.UUID(bytes=self.event_id),
+            "writer": self.writer,
+            "recorded_at": self.recorded_at,
+            "schema_version": self.schema_version,
+        }
+
+
+class SegmentInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What an archive wrote (or, in a dry run, would write) for one stream."""
+
+    stream: str
+    events: int
+    raw_bytes: int
+    compressed_bytes: int
+    first_position: int
+    last_position: int
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(list[StoredRow])
+
+
+class CorruptSegmentError(LedgerError, ValueError):
+    """A segment's checksum does not match its content."""
+
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+        super().__init__(f"Archive segment of stream {stream!r} fails its checksum")
+
+
+def _row(row: sa.Row[Any]) -> StoredRow:
+    return StoredRow(
+        position=row.position,
+        stream=row.stream,
+        sequence=row.sequence,
+        type=row.type,
+        data=bytes(row.data),
+        event_id=row.event_id.bytes,
+        writer=row.writer,
+        recorded_at=row.recorded_at,
+        schema_version=row.schema_version,
+    )
+
+
+def encode_segment(rows: Sequence[StoredRow]) -> tuple[bytes, str, int]:
+    """Compressed blob, checksum and uncompressed size of ``rows``."""
+    raw = _encoder.encode(list(rows))
+    return zlib.compress(raw, 6), hashlib.sha256(raw).hexdigest(), len(raw)
+
+
+def decode_segment(stream: str, data: bytes, checksum: str) -> list[StoredRow]:
+    """The rows of a segment, after checking its checksum."""
+    raw = zlib.decompress(data)
+    if hashlib.sha256(raw).hexdigest() != checksum:
+        raise CorruptSegmentError(stream)
+    return _decoder.decode(raw)
+
+
+def archive_stream(
+    conn: sa.Connection, stream: str, *, dry_run: bool = False
+) -> SegmentInfo | None:
+    """Move ``stream``'s events into a segment (inside the caller's append transaction)."""
+    found = conn.execute(
+        sa.select(events).where(events.c.stream == stream).order_by(events.c.sequence)
+    ).all()
+    if not found:
+        return None
+    rows = [_row(r) for r in found]
+    data, checksum, raw_size = encode_segment(rows)
+    info = SegmentInfo(
+        stream=stream,
+        events=len(rows),
+        raw_bytes=raw_size,
+        compressed_bytes=len(data),
+        first_position=rows[0].position,
+        last_position=rows[-1].position,
+    )
+    if dry_run:
+        return info
+    conn.execute(
+        archive_segments.insert().values(
+            stream=stream,
+            first_position=info.first_position,
+            last_position=info.last_position,
+            first_sequence=rows[0].sequence,
+            last_sequence=rows[-1].sequence,
+            event_count=len(rows),
+            codec=CODEC,
+            checksum=checksum,
+            raw_bytes=raw_size,
+            data=data,
+            archived_at=dt.datetime.now(dt.UTC),
+        )
+    )
+    conn.execute(events.delete().where(events.c.stream == stream))
+    conn.execute(streams.update().where(streams.c.stream == stream).values(archived=True))
+    return info
+
+
+def restore_stream(conn: sa.Connection, stream: str) -> int:
+    """Put an archived stream's rows back into ``events`` unchanged; returns how many."""
+    segment = conn.execute(
+        sa.select(archive_segments.c.data, archive_segments.c.checksum).where(
+            archive_segments.c.stream == stream
+        )
+    ).first()
+    if segment is None:
+        return 0
+    rows = decode_segment(stream, segment.data, segment.checksum)
+    conn.execute(events.insert(), [row.values() for row in rows])
+    conn.execute(archive_segments.delete().where(archive_segments.c.stream == stream))
+    conn.execute(streams.update().where(streams.c.stream == stream).values(archived=False))
+    return len(rows)
+
+
+def _event_columns() -> list[Any]:
+    e = events
+    return [
+        sa.literal("e").label("kind"),
+        e.c.position,
+        e.c.stream,
+        e.c.sequence,
+        e.c.type,
+        e.c.data,
+        e.c.event_id,
+        e.c.writer,
+        e.c.recorded_at,
+        e.c.schema_version,
+        sa.cast(sa.null(), sa.String(64)).label("checksum"),
+    ]
+
+
+def _segment_columns() -> list[Any]:
+    s = archive_segments
+    return [
+        sa.literal("s").label("kind"),
+        s.c.first_position.label("position"),
+        s.c.stream,
+        s.c.first_sequence.label("sequence"),
+        sa.cast(sa.null(), sa.String(100)).label("type"),
+        s.c.data,
+        sa.cast(sa.null(), sa.Uuid).label("event_id"),
+        sa.cast(sa.null(), sa.String(255)).label("writer"),
+        s.c.archived_at.label("recorded_at"),
+        sa.cast(sa.null(), sa.SmallInteger).label("schema_version"),
+        s.c.checksum,
+    ]
+
+
+class SegmentReader:
+    """Reads live rows and archived rows together, consistently and in bounded batches."""
+
+    def __init__(self, cache_size: int = 64) -> None:
+        self._cache: OrderedDict[tuple[str, str], list[StoredRow]] = OrderedDict()
+        self._cache_size = cache_size
+        e, s = events, archive_segments
+        live = (
+            sa.select(*_event_columns())
+            .where(e.c.position > sa.bindparam("after"))
+            .order_by(e.c.position)
+            .limit(sa.bindparam("size"))
+            .subquery()
+        )
+        archived = (
+            sa.select(*_segment_columns())
+            .where(s.c.last_position > sa.bindparam("after"))
+            .order_by(s.c.first_position)
+            .limit(_SEGMENTS_PER_BATCH)
+            .subquery()
+        )
+        self._all = sa.union_all(sa.select(live), sa.select(archived))
+        stream_live = (
+            sa.select(*_event_columns())
+            .where(e.c.stream == sa.bindparam("stream"), e.c.sequence >= sa.bindparam("first"))
+            .order_by(e.c.sequence)
+            .limit(sa.bindparam("size"))
+            .subquery()
+        )
+        stream_archived = sa.select(*_segment_columns()).where(s.c.stream == sa.bindparam("stream"))
+        self._stream = sa.union_all(sa.select(stream_live), stream_archived.subquery().select())
+
+    def _segment(self, stream: str, data: bytes, checksum: str) -> list[StoredRow]:
+        key = (stream, checksum)
+        rows = self._cache.get(key)
+        if rows is None:
+            rows = decode_segment(stream, data, checksum)
+            self._cache[key] = rows
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return rows
+
+    def read_all(self, conn: sa.Connection, after: int, size: int) -> list[sa.Row[Any] | StoredRow]:
+        """Up to ``size`` rows with position > ``after``, live and archived, in position order."""
+        found = conn.execute(self._all, {"after": after, "size": size}).all()
+        live = [r for r in found if r.kind == "e"]
+        segments = [r for r in found if r.kind == "s"]
+        if not segments:
+            return list(live)
+        upper = live[-1].position if len(live) == size else None
+        if len(segments) == _SEGMENTS_PER_BATCH:
+            # Segments not fetched start after the last fetched one's first position.
+            last_start = max(s.position for s in segments)
+            upper = last_start if upper is None else min(upper, last_start)
+        merged: list[sa.Row[Any] | StoredRow] = [
+            r for r in live if upper is None or r.position <= upper
+        ]
+        for segment in segments:
+            merged.extend(
+                row
+                for row in self._segment(segment.stream, segment.data, segment.checksum)
+                if row.position > after and (upper is None or row.position <= upper)
+            )
+        merged.sort(key=lambda r: r.position)
+        return merged[:size]
+
+    def read_stream(
+        self, conn: sa.Connection, stream: str, first: int, size: int
+    ) -> list[sa.Row[Any] | StoredRow]:
+        """Up to ``size`` rows of ``stream`` from sequence ``first``, wherever they are stored."""
+        found = conn.execute(self._stream, {"stream": stream, "first": first, "size": size}).all()
+        rows: list[sa.Row[Any] | StoredRow] = [r for r in found if r.kind == "e"]
+        for segment in (r for r in found if r.kind == "s"):
+            rows.extend(
+                row
+                for row in self._segment(segment.stream, segment.data, segment.checksum)
+                if row.sequence >= first
+            )
+        rows.sort(key=lambda r: r.sequence)
+        return rows[:size]

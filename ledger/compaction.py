@@ -1,0 +1,446 @@
+"""Compaction jobs: keep the store small without losing anything it promised to keep.
+
+=============  =========================================================================
+job            what it does
+=============  =========================================================================
+``archive``    moves closed or idle sessions' events into compressed segments (restorable
+               byte-for-byte; reads stay transparent; an append restores first)
+``restore``    brings one archived session back into ``events``
+``retention``  purges sessions idle longer than an explicit age, leaving a tombstone head
+               that keeps ``sequence`` (opt-in: it needs ``older_than``)
+``keys``       drops ``SessionSwitched`` events older than a horizon from key streams,
+               keeping each key's latest switch (Kafka-style log compaction)
+``snapshot``   stores the inline views at a log position so a rebuild starts there
+``vacuum``     returns free pages to the file system (SQLite) / ``ANALYZE`` (PostgreSQL)
+=============  =========================================================================
+
+Every job works in bounded transactions (one session or one key at a time, holding the append
+lock only for that), so a job killed at any point leaves the store consistent and a rerun
+finishes the work; ``dry_run`` computes the same report and writes nothing. Archive, keys and
+snapshot change no head, no live transcript and no cache decision.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import msgspec
+import sqlalchemy as sa
+
+from ledger import plugins
+from ledger.archive import archive_stream, restore_stream
+from ledger.errors import DatabaseError, InvalidArgumentError, SessionNotFoundError
+from ledger.records import RecordedEvent
+from ledger.schema import (
+    archive_segments,
+    compaction_runs,
+    events,
+    projection_snapshots,
+    session_heads,
+    session_keys,
+    session_tombstones,
+    streams,
+)
+from ledger.store import EventStore
+
+__all__ = [
+    "JOBS",
+    "CompactionReport",
+    "RunRecord",
+    "archive",
+    "compact_keys",
+    "history",
+    "jobs",
+    "parse_duration",
+    "restore",
+    "retention",
+    "run_job",
+    "vacuum",
+]
+
+Progress = Callable[[int], None]
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class CompactionReport(msgspec.Struct, kw_only=True):
+    """What a job did, or with ``dry_run`` what it would do."""
+
+    job: str
+    dry_run: bool
+    sessions: int = 0
+    events: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    details: list[str] = msgspec.field(default_factory=list)
+
+
+class ForgettingProjection(Protocol):
+    """A projection that can drop what it derived from a purged session."""
+
+    name: str
+
+    def forget(
+        self, conn: sa.Connection, session_id: str, records: Sequence[RecordedEvent]
+    ) -> None:
+        """Remove ``session_id``'s contribution (``records`` are its events, in order)."""
+
+
+def parse_duration(text: str | float | int) -> dt.timedelta:
+    """``30d``, ``12h``, ``15m``, ``90s``, ``2w``; a bare number is seconds."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        match = _DURATION.match(str(text))
+        if match is None:
+            raise InvalidArgumentError("duration", text, "a number with unit s, m, h, d or w")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise InvalidArgumentError("duration", text, "a duration > 0")
+    return dt.timedelta(seconds=seconds)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def archive(
+    store: EventStore,
+    *,
+    older_than: dt.timedelta | None = dt.timedelta(days=30),
+    dry_run: bool = False,
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> CompactionReport:
+    """Archive closed sessions and sessions idle longer than ``older_than``."""
+    h = session_heads
+    condition = h.c.state == "closed"
+    if older_than is not None:
+        condition = sa.or_(condition, h.c.updated_at < _now() - older_than)
+    query = (
+        sa.select(h.c.session_id)
+        .join(streams, streams.c.stream == sa.literal("session-") + h.c.session_id)
+        .where(condition, h.c.state != "purged", streams.c.archived.is_(sa.false()))
+        .order_by(h.c.updated_at)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    with store.engine.connect() as conn:
+        candidates = list(conn.execute(query).scalars())
+    report = CompactionReport(job="archive", dry_run=dry_run)
+    for session_id in candidates:
+        with store.transaction() as conn:
+            info = archive_stream(conn, f"session-{session_id}", dry_run=dry_run)
+        if info is not None:
+            report.sessions += 1
+            report.events += info.events
+            report.bytes_before += info.raw_bytes
+            report.bytes_after += info.compressed_bytes
+        if progress is not None:
+            progress(1)
+    return report
+
+
+def restore(store: EventStore, session_id: str, *, dry_run: bool = False) -> CompactionReport:
+    """Bring an archived session back into the live table, byte-for-byte."""
+    report = CompactionReport(job="restore", dry_run=dry_run)
+    stream = f"session-{session_id}"
+    with store.transaction() as conn:
+        segment = conn.execute(
+            sa.select(archive_segments.c.event_count, archive_segments.c.raw_bytes).where(
+                archive_segments.c.stream == stream
+            )
+        ).first()
+        if segment is None:
+            if store.head_sequence(stream) == 0:
+                raise SessionNotFoundError(session_id)
+            report.details.append(f"{session_id} is not archived")
+            return report
+        report.sessions, report.events = 1, int(segment.event_count)
+        report.bytes_after = int(segment.raw_bytes)
+        if not dry_run:
+            restore_stream(conn, stream)
+    return report
+
+
+def _forgetters() -> list[ForgettingProjection]:
+    return [p for p in (cls() for cls in plugins.load("projections")) if hasattr(p, "forget")]
+
+
+def retention(
+    store: EventStore,
+    *,
+    older_than: dt.timedelta | None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> CompactionReport:
+    """Purge sessions idle longer than ``older_than``, keeping a tombstone head for each.
+
+    The active session of a key is kept unless it is closed. Usage statistics lose what the
+    purged sessions contributed (they are derived from the log, and those events are gone);
+    every other view keeps equalling a rebuild from the log.
+    """
+    if older_than is None:
+        raise InvalidArgumentError("older_than", None, "an explicit age: retention is opt-in")
+    h, k = session_heads, session_keys
+    active = sa.select(k.c.session_id).where(k.c.session_id == h.c.session_id).exists()
+    query = (
+        sa.select(h.c.session_id, h.c.message_count)
+        .where(
+            h.c.updated_at < _now() - older_than,
+            h.c.state != "purged",
+            sa.or_(h.c.state == "closed", ~active),
+        )
+        .order_by(h.c.updated_at)
+    )
+    with store.engine.connect() as conn:
+        candidates = conn.execute(query).all()
+    report = CompactionReport(job="retention", dry_run=dry_run)
+    forgetters = _forgetters()
+    for session_id, _count in candidates:
+        stream = f"session-{session_id}"
+        records = list(store.read_stream(stream))
+        report.sessions += 1
+        report.events += len(records)
+        report.bytes_before += sum(len(msgspec.json.encode(r.event)) for r in records)
+        if not dry_run:
+            with store.transaction() as conn:
+                _purge(conn, session_id, stream, records, forgetters)
+        if progress is not None:
+            progress(1)
+    if report.sessions and not dry_run:
+        with store.transaction() as conn:
+            # The snapshots hold what was just purged; the next rebuild starts from the log.
+            conn.execute(projection_snapshots.delete())
+    return report
+
+
+def _purge(
+    conn: sa.Connection,
+    session_id: str,
+    stream: str,
+    records: Sequence[RecordedEvent],
+    forgetters: Sequence[ForgettingProjection],
+) -> None:
+    head = conn.execute(sa.select(session_heads).where(session_heads.c.session_id == session_id))
+    row = head.mappings().first()
+    if row is None or row["state"] == "purged":
+        return  # another run got here first
+    restore_stream(conn, stream)
+    conn.execute(events.delete().where(events.c.stream == stream))
+    conn.execute(
+        session_tombstones.insert().values(
+            session_id=session_id,
+            session_key=row["session_key"],
+            source=row["source"],
+            sequence=row["sequence"],
+            position=row["position"],
+            writer=row["writer"],
+            created_at=row["created_at"],
+            purged_at=_now(),
+        )
+    )
+    # After the tombstone exists: the sessions projection rebuilds the head from it.
+    for projection in forgetters:
+        projection.forget(conn, session_id, records)
+
+
+def compact_keys(
+    store: EventStore,
+    *,
+    older_than: dt.timedelta = dt.timedelta(days=7),
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> CompactionReport:
+    """Drop key-stream switches older than ``older_than``, keeping each key's latest one."""
+    cutoff = _now() - older_than
+    e = events
+    old = sa.and_(
+        e.c.stream.startswith("key-", autoescape=True),
+        e.c.recorded_at < cutoff,
+        e.c.sequence
+        < sa.select(streams.c.sequence).where(streams.c.stream == e.c.stream).scalar_subquery(),
+    )
+    query = (
+        sa.select(e.c.stream, sa.func.count(), sa.func.sum(sa.func.length(e.c.data)))
+        .where(old)
+        .group_by(e.c.stream)
+    )
+    with store.engine.connect() as conn:
+        found = conn.execute(query).all()
+    report = CompactionReport(job="keys", dry_run=dry_run)
+    for stream, count, size in found:
+        report.sessions += 1
+        report.events += int(count)
+        report.bytes_before += int(size or 0)
+        if not dry_run:
+            with store.transaction() as conn:
+                conn.execute(e.delete().where(old, e.c.stream == stream))
+        if progress is not None:
+            progress(1)
+    return report
+
+
+def database_bytes(store: EventStore) -> int:
+    """The size of the ledger's data: file pages (SQLite) or its tables (PostgreSQL)."""
+    with store.engine.connect() as conn:
+        if store.engine.dialect.name == "sqlite":
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+            size = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+            return int(pages) * int(size)
+        total = conn.exec_driver_sql(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+        ).scalar_one()
+        return int(total)
+
+
+def vacuum(
+    store: EventStore,
+    *,
+    dry_run: bool = False,
+    pages: int = 2000,
+    progress: Progress | None = None,
+) -> CompactionReport:
+    """SQLite: give free pages back in bounded steps; PostgreSQL: refresh planner statistics."""
+    report = CompactionReport(job="vacuum", dry_run=dry_run)
+    report.bytes_before = database_bytes(store)
+    if store.engine.dialect.name == "sqlite":
+        with store.engine.connect() as conn:
+            mode = conn.exec_driver_sql("PRAGMA auto_vacuum").scalar_one()
+            free = conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()
+            size = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+        report.details.append(f"{free} free pages, auto_vacuum mode {mode}")
+        if mode != 2:
+            report.details.append("file not in incremental auto_vacuum mode; nothing freed")
+        elif dry_run:
+            report.bytes_after = report.bytes_before - int(free) * int(size)
+            return report
+        else:
+            while free:
+                with store.transaction(append_lock=False) as conn:
+                    conn.exec_driver_sql(f"PRAGMA incremental_vacuum({pages})")
+                    free = conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()
+                if progress is not None:
+                    progress(pages)
+    elif not dry_run:
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE")
+    report.bytes_after = database_bytes(store) if not dry_run else report.bytes_before
+    return report
+
+
+#: The jobs of the core; ``jobs()`` adds those plugged in (``snapshot`` from projections).
+JOBS: dict[str, Callable[..., CompactionReport]] = {
+    "archive": archive,
+    "retention": retention,
+    "keys": compact_keys,
+    "vacuum": vacuum,
+}
+
+
+def jobs() -> dict[str, Callable[..., CompactionReport]]:
+    """Every runnable job by name (core jobs and ``session_ledger.jobs`` entry points)."""
+    found = dict(JOBS)
+    for job in plugins.load("jobs"):
+        found[job.__name__] = job
+    return found
+
+
+def describe(report: CompactionReport) -> dict[str, Any]:
+    """The report as plain data (the ``--json`` output)."""
+    data: dict[str, Any] = msgspec.to_builtins(report)
+    return data
+
+
+def run_job(
+    store: EventStore,
+    name: str,
+    *,
+    dry_run: bool = False,
+    scheduled_for: dt.datetime | None = None,
+    runner: str | None = None,
+    progress: Progress | None = None,
+    **options: Any,
+) -> CompactionReport | None:
+    """Run job ``name`` and record the run in ``compaction_runs`` (``ledger compact history``).
+
+    A run for a ``scheduled_for`` time that another runner already claimed returns None
+    without running: the UNIQUE (job, scheduled_for) row is the claim, so however many
+    schedulers fire the same scheduled run, it executes once.
+    """
+    available = jobs()
+    if name not in available:
+        raise InvalidArgumentError("job", name, " | ".join(sorted(available)))
+    runs = compaction_runs
+    try:
+        with store.transaction(append_lock=False) as conn:
+            run_id = conn.execute(
+                runs.insert()
+                .values(
+                    job=name,
+                    scheduled_for=scheduled_for,
+                    runner=runner or store.writer,
+                    dry_run=dry_run,
+                    status="running",
+                    started_at=_now(),
+                )
+                .returning(runs.c.run_id)
+            ).scalar_one()
+    except DatabaseError as exc:
+        if isinstance(exc.__cause__, sa.exc.IntegrityError) and scheduled_for is not None:
+            return None
+        raise
+    status, report = "failed", None
+    try:
+        if progress is not None:
+            options["progress"] = progress
+        report = available[name](store, dry_run=dry_run, **options)
+        status = "ok"
+        return report
+    finally:
+        with store.transaction(append_lock=False) as conn:
+            conn.execute(
+                runs.update()
+                .where(runs.c.run_id == run_id)
+                .values(
+                    status=status,
+                    finished_at=_now(),
+                    report=None if report is None else msgspec.json.encode(report).decode(),
+                )
+            )
+
+
+class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One recorded job run."""
+
+    run_id: int
+    job: str
+    scheduled_for: dt.datetime | None
+    runner: str
+    dry_run: bool
+    status: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    report: dict[str, Any] | None
+
+
+def history(store: EventStore, *, job: str | None = None, limit: int = 50) -> list[RunRecord]:
+    """The most recent job runs, newest first."""
+    runs = compaction_runs
+    query = sa.select(runs).order_by(runs.c.run_id.desc()).limit(limit)
+    if job is not None:
+        query = query.where(runs.c.job == job)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [
+        RunRecord(
+            **{k: row[k] for k in RunRecord.__struct_fields__ if k != "report"},
+            report=None if row["report"] is None else msgspec.json.decode(row["report"]),
+        )
+        for row in rows
+    ]
