@@ -219,13 +219,20 @@ class AgentCache:
 
     def _classify(self, session_id: str, low: int, high: int) -> Verdict:
         """Look at the events between a baseline and the live head."""
+        stream = f"session-{session_id}"
         with self.event_store.engine.connect() as conn:
-            rows = conn.execute(
-                self._between, {"stream": f"session-{session_id}", "low": low, "high": high}
-            ).all()
-        if any(row.type == RETRACTION for row in rows):
+            found = conn.execute(self._between, {"stream": stream, "low": low, "high": high})
+            rows: list[tuple[str, str]] = [(row.type, row.writer) for row in found]
+        if len(rows) != high - low:
+            # Not all in the live table: the stream is archived; read it where it is.
+            rows = [
+                (record.type, record.writer)
+                for record in self.event_store.read_stream(stream, low + 1)
+                if record.sequence <= high
+            ]
+        if any(kind == RETRACTION for kind, _ in rows):
             return "retracted"
-        if len(rows) != high - low or any(row.writer != self.writer for row in rows):
+        if len(rows) != high - low or any(writer != self.writer for _, writer in rows):
             return "foreign_write"
         return "own_write"
 
