@@ -25,6 +25,7 @@ from ledger.jsonl import read_jsonl, write_jsonl
 from ledger.records import RecordedEvent, StreamAppend
 
 __all__ = [
+    "bench",
     "demo",
     "export",
     "import_hermes_command",
@@ -310,3 +311,33 @@ def import_hermes_command(url: str | None, state_db: Path, batch_size: int, as_j
             click.echo(f"failed: {session_id}: {error}", err=True)
     if summary.failed_sessions:
         sys.exit(1)
+
+
+@cli.command()
+@url_option
+@click.option("--singles", default=500, show_default=True, help="Single-event appends.")
+@click.option("--batches", default=10, show_default=True, help="1,000-event appends.")
+@json_option
+def bench(url: str | None, singles: int, batches: int, as_json: bool) -> None:
+    """Measure appends, head reads and replay against the bare write, on this machine."""
+    from ledger.bench import run_bench
+
+    if not as_json:
+        click.echo("measuring (scratch SQLite unless --url)…", err=True)
+    report = run_bench(url, singles=singles, batches=batches)
+    if as_json:
+        emit_json(msgspec.to_builtins(report))
+        return
+    click.echo(
+        f"single appends   {report.single_appends_per_s:>10,.0f}/s  vs Core one-row commits "
+        f"{report.single_baseline_per_s:,.0f}/s  ratio {report.single_ratio:.2f}"
+    )
+    click.echo(
+        f"1,000-event batch {report.batch_events_per_s:>9,.0f} ev/s vs Core executemany "
+        f"{report.batch_baseline_per_s:,.0f} ev/s  ratio {report.batch_ratio:.2f}"
+    )
+    click.echo(
+        f"head read        median {report.head_read_median_us:.0f} µs, "
+        f"p99 {report.head_read_p99_us:.0f} µs"
+    )
+    click.echo(f"replay           {report.replay_events_per_s:>10,.0f} ev/s (three guards)")
