@@ -171,6 +171,8 @@ def restore_stream(conn: sa.Connection, stream: str) -> int:
 
 def _event_columns() -> list[Any]:
     e = events
+    # event_id and recorded_at come back as the driver gives them (text on SQLite): converting
+    # them in bulk in EventStore is far cheaper than SQLAlchemy's per-row type processors.
     return [
         sa.literal("e").label("kind"),
         e.c.position,
@@ -178,9 +180,9 @@ def _event_columns() -> list[Any]:
         e.c.sequence,
         e.c.type,
         e.c.data,
-        e.c.event_id,
+        sa.type_coerce(e.c.event_id, sa.String).label("event_id"),
         e.c.writer,
-        e.c.recorded_at,
+        sa.type_coerce(e.c.recorded_at, sa.String).label("recorded_at"),
         e.c.schema_version,
         sa.cast(sa.null(), sa.String(64)).label("checksum"),
     ]
@@ -197,7 +199,7 @@ def _segment_columns() -> list[Any]:
         s.c.data,
         sa.cast(sa.null(), sa.Uuid).label("event_id"),
         sa.cast(sa.null(), sa.String(255)).label("writer"),
-        s.c.archived_at.label("recorded_at"),
+        sa.type_coerce(s.c.archived_at, sa.String).label("recorded_at"),
         sa.cast(sa.null(), sa.SmallInteger).label("schema_version"),
         s.c.checksum,
     ]

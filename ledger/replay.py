@@ -169,6 +169,8 @@ class _Replayer:
         self.active: dict[str, str] = {}
         self.caches: dict[str, _Cache] = {}
         self.turns: dict[tuple[str, str], _Turn] = {}
+        #: Open turns by session, so an event only looks at the turns on its own session.
+        self.by_session: dict[str, set[tuple[str, str]]] = {}
         self.reports: dict[str, KeyReport] = {}
         self.events = 0
         self.turn_count = 0
@@ -201,9 +203,12 @@ class _Replayer:
             return
         is_user = isinstance(event, MessageAppended) and event.role == "user"
         continues = isinstance(event, MessageAppended) and not is_user
-        self._end_turns(
-            lambda t: t.session_id == session_id and (t.writer != record.writer or not continues)
-        )
+        open_here = self.by_session.get(session_id)
+        if open_here:
+            self._end_turns(
+                lambda t: t.writer != record.writer or not continues,
+                [self.turns[ident] for ident in open_here],
+            )
         session = self.sessions.get(session_id)
         if isinstance(event, SessionOpened):
             session = self.sessions[session_id] = _Session(event.session_key, event.model)
@@ -242,7 +247,12 @@ class _Replayer:
         cache = self.caches.get(record.writer)
         if cache is None:
             cache = self.caches[record.writer] = _Cache(record.writer)
-        self.turns[(record.writer, key)] = _Turn(record.writer, key, session_id)
+        ident = (record.writer, key)
+        previous = self.turns.get(ident)
+        if previous is not None:
+            self._end_turns(lambda _t: True, [previous])
+        self.turns[ident] = _Turn(record.writer, key, session_id)
+        self.by_session.setdefault(session_id, set()).add(ident)
         self.turn_count += 1
         needed, why = self._needed(cache, key, session_id, session)
         decisions = {
@@ -332,10 +342,12 @@ class _Replayer:
         cache.ledger[key] = (sig, baselines)
         return action, reason
 
-    def _end_turns(self, ends: Callable[[_Turn], bool]) -> None:
-        for ident, turn in list(self.turns.items()):
+    def _end_turns(self, ends: Callable[[_Turn], bool], turns: list[_Turn] | None = None) -> None:
+        for turn in list(self.turns.values()) if turns is None else turns:
             if ends(turn):
+                ident = (turn.writer, turn.key)
                 del self.turns[ident]
+                self.by_session[turn.session_id].discard(ident)
                 self._rebaseline(turn)
 
     def _rebaseline(self, turn: _Turn) -> None:

@@ -658,17 +658,35 @@ class EventStore:
         return [self._record(row) for row in rows]
 
     def _record(self, row: sa.Row[Any] | StoredRow) -> RecordedEvent:
-        event_id = row.event_id
+        if isinstance(row, StoredRow):
+            return RecordedEvent(
+                stream=row.stream,
+                sequence=row.sequence,
+                position=row.position,
+                type=row.type,
+                event=self.codec.decode(row.type, row.data, row.schema_version, row.position),
+                event_id=uuid.UUID(bytes=row.event_id),
+                writer=row.writer,
+                recorded_at=row.recorded_at,
+                schema_version=row.schema_version,
+            )
+        # Live rows from SegmentReader: (kind, position, stream, sequence, type, data, event_id,
+        # writer, recorded_at, schema_version, checksum), with raw driver values.
+        _, position, stream, sequence, type_name, data, event_id, writer, at, version, _ = row
+        if isinstance(at, str):
+            at = dt.datetime.fromisoformat(at).replace(tzinfo=dt.UTC)
+        else:
+            at = at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
         return RecordedEvent(
-            stream=row.stream,
-            sequence=row.sequence,
-            position=row.position,
-            type=row.type,
-            event=self.codec.decode(row.type, row.data, row.schema_version, row.position),
-            event_id=uuid.UUID(bytes=event_id) if isinstance(event_id, bytes) else event_id,
-            writer=row.writer,
-            recorded_at=row.recorded_at,
-            schema_version=row.schema_version,
+            stream=stream,
+            sequence=sequence,
+            position=position,
+            type=type_name,
+            event=self.codec.decode(type_name, data, version, position),
+            event_id=event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(event_id),
+            writer=writer,
+            recorded_at=at,
+            schema_version=version,
         )
 
 
