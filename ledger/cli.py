@@ -114,23 +114,30 @@ def _engine(url: str | None) -> Any:
     return create_engine(settings.resolve_url(url), settings)
 
 
-@db.command("upgrade")
-@url_option
-@click.argument("revision", default="head")
-@json_option
-def db_upgrade(url: str | None, revision: str, as_json: bool) -> None:
-    """Migrate the database up to REVISION (default: head)."""
+def _migrate(
+    url: str | None, step: Callable[[Any, str], None], revision: str, verb: str, as_json: bool
+) -> None:
+    """Run one migration ``step`` and report the revision before and after."""
     engine = _engine(url)
     try:
         before = migration.current_revision(engine)
-        migration.upgrade(engine, revision)
+        step(engine, revision)
         after = migration.current_revision(engine)
     finally:
         engine.dispose()
     if as_json:
         emit_json({"from": before, "to": after, "head": migration.head_revision()})
     else:
-        click.echo(f"upgraded {before or '<empty>'} -> {after}")
+        click.echo(f"{verb} {before or '<empty>'} -> {after or '<empty>'}")
+
+
+@db.command("upgrade")
+@url_option
+@click.argument("revision", default="head")
+@json_option
+def db_upgrade(url: str | None, revision: str, as_json: bool) -> None:
+    """Migrate the database up to REVISION (default: head)."""
+    _migrate(url, migration.upgrade, revision, "upgraded", as_json)
 
 
 @db.command("downgrade")
@@ -139,17 +146,7 @@ def db_upgrade(url: str | None, revision: str, as_json: bool) -> None:
 @json_option
 def db_downgrade(url: str | None, revision: str, as_json: bool) -> None:
     """Migrate the database down to REVISION (``base`` removes every table)."""
-    engine = _engine(url)
-    try:
-        before = migration.current_revision(engine)
-        migration.downgrade(engine, revision)
-        after = migration.current_revision(engine)
-    finally:
-        engine.dispose()
-    if as_json:
-        emit_json({"from": before, "to": after, "head": migration.head_revision()})
-    else:
-        click.echo(f"downgraded {before or '<empty>'} -> {after or '<empty>'}")
+    _migrate(url, migration.downgrade, revision, "downgraded", as_json)
 
 
 @db.command("current")
