@@ -190,10 +190,14 @@ class Ledger:
     def switch_session(
         self, session_key: str, session_id: str, *, reason: str = "resume"
     ) -> AppendResult | None:
-        """Make ``session_id`` the key's active session; a no-op (None) if it already is."""
+        """Make ``session_id`` the key's active session; a no-op (None) if it already is.
+
+        A session purged by retention cannot become active again (its transcript is gone).
+        """
         _check_reason(reason)
         with self.store.transaction() as conn:
-            self._state(conn, session_id)
+            if self._state(conn, session_id) == "purged":
+                raise SessionClosedError(session_id)
             previous = self._active(conn, session_key)
             if previous == session_id:
                 return None
