@@ -10,6 +10,7 @@ from ledger.codec import Codec
 from ledger.config import Settings
 from ledger.errors import (
     ConfigurationError,
+    CorruptSegmentError,
     DatabaseError,
     DuplicateEventError,
     EventDecodeError,
@@ -48,6 +49,7 @@ __all__ = [
     "CacheDecision",
     "Codec",
     "ConfigurationError",
+    "CorruptSegmentError",
     "DatabaseError",
     "DuplicateEventError",
     "Event",

@@ -7,8 +7,8 @@ rows back, positions included, so a restore is byte-for-byte.
 
 Reads stay transparent: :class:`SegmentReader` reads live rows and the segments that overlap
 them in ONE statement (one snapshot on every backend), so a concurrent archive or restore can
-never make a reader skip or repeat an event. It fetches at most a few segments per batch and
-bounds the batch at the first position an unfetched segment could hold, so memory stays flat.
+never make a reader skip or repeat an event. A read round covers a window of positions, so
+memory is bounded by the segments that overlap one window, not by the archive's size.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from ledger.errors import LedgerError
+from ledger.errors import CorruptSegmentError
 from ledger.schema import archive_segments, events, streams
 
 __all__ = ["SegmentInfo", "SegmentReader", "StoredRow", "archive_stream", "restore_stream"]
 
 CODEC = "msgpack+zlib"
-_SEGMENTS_PER_BATCH = 8
+#: A read round looks at segments overlapping this many batch sizes of positions.
+_WINDOW = 4
 
 
 class StoredRow(msgspec.Struct, array_like=True, frozen=True):
@@ -76,14 +77,6 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[StoredRow])
 
 
-class CorruptSegmentError(LedgerError, ValueError):
-    """A segment's checksum does not match its content."""
-
-    def __init__(self, stream: str) -> None:
-        self.stream = stream
-        super().__init__(f"Archive segment of stream {stream!r} fails its checksum")
-
-
 def _row(row: sa.Row[Any]) -> StoredRow:
     return StoredRow(
         position=row.position,
@@ -105,11 +98,17 @@ def encode_segment(rows: Sequence[StoredRow]) -> tuple[bytes, str, int]:
 
 
 def decode_segment(stream: str, data: bytes, checksum: str) -> list[StoredRow]:
-    """The rows of a segment, after checking its checksum."""
-    raw = zlib.decompress(data)
+    """The rows of a segment, after checking its checksum; damage raises CorruptSegmentError."""
+    try:
+        raw = zlib.decompress(data)
+    except zlib.error as exc:
+        raise CorruptSegmentError(stream) from exc
     if hashlib.sha256(raw).hexdigest() != checksum:
         raise CorruptSegmentError(stream)
-    return _decoder.decode(raw)
+    try:
+        return _decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise CorruptSegmentError(stream) from exc
 
 
 def archive_stream(
@@ -221,12 +220,20 @@ class SegmentReader:
         )
         archived = (
             sa.select(*_segment_columns())
-            .where(s.c.last_position > sa.bindparam("after"))
-            .order_by(s.c.first_position)
-            .limit(_SEGMENTS_PER_BATCH)
+            .where(
+                s.c.last_position > sa.bindparam("after"),
+                s.c.first_position <= sa.bindparam("upper"),
+            )
             .subquery()
         )
         self._all = sa.union_all(sa.select(live), sa.select(archived))
+        # Is there anything at all after ``upper``? One statement, so it sees one snapshot.
+        self._beyond = sa.select(
+            sa.or_(
+                sa.exists().where(e.c.position > sa.bindparam("upper")),
+                sa.exists().where(s.c.last_position > sa.bindparam("upper")),
+            )
+        )
         stream_live = (
             sa.select(*_event_columns())
             .where(e.c.stream == sa.bindparam("stream"), e.c.sequence >= sa.bindparam("first"))
@@ -250,28 +257,35 @@ class SegmentReader:
         return rows
 
     def read_all(self, conn: sa.Connection, after: int, size: int) -> list[sa.Row[Any] | StoredRow]:
-        """Up to ``size`` rows with position > ``after``, live and archived, in position order."""
-        found = conn.execute(self._all, {"after": after, "size": size}).all()
-        live = [r for r in found if r.kind == "e"]
-        segments = [r for r in found if r.kind == "s"]
-        if not segments:
-            return list(live)
-        upper = live[-1].position if len(live) == size else None
-        if len(segments) == _SEGMENTS_PER_BATCH:
-            # Segments not fetched start after the last fetched one's first position.
-            last_start = max(s.position for s in segments)
-            upper = last_start if upper is None else min(upper, last_start)
-        merged: list[sa.Row[Any] | StoredRow] = [
-            r for r in live if upper is None or r.position <= upper
-        ]
-        for segment in segments:
-            merged.extend(
-                row
-                for row in self._segment(segment.stream, segment.data, segment.checksum)
-                if row.position > after and (upper is None or row.position <= upper)
-            )
-        merged.sort(key=lambda r: r.position)
-        return merged[:size]
+        """Up to ``size`` rows with position > ``after``, live and archived, in position order.
+
+        Each round reads the next ``size`` live rows and every segment overlapping a window of
+        ``_WINDOW * size`` positions, in one statement; memory is bounded by the segments that
+        overlap one window. An empty window (a stretch of positions whose events were purged
+        or compacted away) moves on, so an empty result means the end of the log.
+        """
+        while True:
+            upper = after + _WINDOW * size
+            found = conn.execute(self._all, {"after": after, "size": size, "upper": upper}).all()
+            live = [r for r in found if r.kind == "e"]
+            segments = [r for r in found if r.kind == "s"]
+            if not segments:
+                return list(live)
+            if len(live) == size:
+                upper = min(upper, live[-1].position)
+            merged: list[sa.Row[Any] | StoredRow] = [r for r in live if r.position <= upper]
+            for segment in segments:
+                merged.extend(
+                    row
+                    for row in self._segment(segment.stream, segment.data, segment.checksum)
+                    if after < row.position <= upper
+                )
+            if merged:
+                merged.sort(key=lambda r: r.position)
+                return merged[:size]
+            if not conn.execute(self._beyond, {"upper": upper}).scalar():
+                return []
+            after = upper
 
     def read_stream(
         self, conn: sa.Connection, stream: str, first: int, size: int

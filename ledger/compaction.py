@@ -187,27 +187,26 @@ def retention(
         raise InvalidArgumentError("older_than", None, "an explicit age: retention is opt-in")
     h, k = session_heads, session_keys
     active = sa.select(k.c.session_id).where(k.c.session_id == h.c.session_id).exists()
-    query = (
-        sa.select(h.c.session_id, h.c.message_count)
-        .where(
-            h.c.updated_at < _now() - older_than,
-            h.c.state != "purged",
-            sa.or_(h.c.state == "closed", ~active),
-        )
-        .order_by(h.c.updated_at)
+    query = sa.select(h.c.session_id).where(
+        h.c.updated_at < _now() - older_than,
+        h.c.state != "purged",
+        sa.or_(h.c.state == "closed", ~active),
     )
     with store.engine.connect() as conn:
-        candidates = conn.execute(query).all()
+        candidates = list(conn.execute(query.order_by(h.c.updated_at)).scalars())
     report = CompactionReport(job="retention", dry_run=dry_run)
     forgetters = _forgetters()
-    for session_id, _count in candidates:
+    for session_id in candidates:
         stream = f"session-{session_id}"
-        records = list(store.read_stream(stream))
-        report.sessions += 1
-        report.events += len(records)
-        report.bytes_before += sum(len(msgspec.json.encode(r.event)) for r in records)
-        if not dry_run:
-            with store.transaction() as conn:
+        with store.transaction() as conn:
+            # Under the append lock, ask again: an append since the scan makes it young.
+            if conn.execute(query.where(h.c.session_id == session_id)).first() is None:
+                continue
+            records = store.read_stream_in(conn, stream)
+            report.sessions += 1
+            report.events += len(records)
+            report.bytes_before += sum(len(msgspec.json.encode(r.event)) for r in records)
+            if not dry_run:
                 _purge(conn, session_id, stream, records, forgetters)
         if progress is not None:
             progress(1)
@@ -225,10 +224,11 @@ def _purge(
     records: Sequence[RecordedEvent],
     forgetters: Sequence[ForgettingProjection],
 ) -> None:
-    head = conn.execute(sa.select(session_heads).where(session_heads.c.session_id == session_id))
-    row = head.mappings().first()
-    if row is None or row["state"] == "purged":
-        return  # another run got here first
+    row = (
+        conn.execute(sa.select(session_heads).where(session_heads.c.session_id == session_id))
+        .mappings()
+        .one()
+    )
     restore_stream(conn, stream)
     conn.execute(events.delete().where(events.c.stream == stream))
     conn.execute(

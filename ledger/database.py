@@ -24,10 +24,13 @@ from sqlalchemy.engine import make_url
 from ledger.config import Settings
 from ledger.errors import ConfigurationError
 
-__all__ = ["WRITE", "create_engine", "is_sqlite", "normalize_url"]
+__all__ = ["AUTOCOMMIT_READ", "WRITE", "create_engine", "is_sqlite", "normalize_url"]
 
 #: Execution option that makes a connection's next transaction a write (``BEGIN IMMEDIATE``).
 WRITE = "ledger_write"
+#: Execution option for single-statement reads: on SQLite no BEGIN at all (the statement is its
+#: own snapshot), which halves the cost of the agent cache's per-turn head read.
+AUTOCOMMIT_READ = "ledger_autocommit_read"
 
 
 def normalize_url(url: str) -> sa.URL:
@@ -99,9 +102,11 @@ def _sqlite_engine(url: sa.URL, settings: Settings, **kwargs: Any) -> sa.Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         # Straight to the driver: this runs once per transaction on the append hot path.
-        write = conn.get_execution_options().get(WRITE, False)
+        options = conn.get_execution_options()
+        if options.get(AUTOCOMMIT_READ, False):
+            return
         conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-            "BEGIN IMMEDIATE" if write else "BEGIN"
+            "BEGIN IMMEDIATE" if options.get(WRITE, False) else "BEGIN"
         )
 
     return engine

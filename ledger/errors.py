@@ -19,6 +19,7 @@ built in ``__init__`` from the attributes, so the text always names the object a
     ├── InvalidArgumentError(LedgerError, ValueError)     argument, value, expected
     ├── ConfigurationError(LedgerError, ValueError)       variable, value, expected
     ├── SchemaNotCurrentError(LedgerError)                current, head
+    ├── CorruptSegmentError(LedgerError, ValueError)      archived stream
     ├── DatabaseError(LedgerError, OSError)               translated driver error
     └── ProjectionError(LedgerError)                      projection, position
 
@@ -34,6 +35,7 @@ from typing import Any, Self
 
 __all__ = [
     "ConfigurationError",
+    "CorruptSegmentError",
     "DatabaseError",
     "DuplicateEventError",
     "EventDecodeError",
@@ -206,6 +208,14 @@ class SchemaNotCurrentError(LedgerError):
             f"Database schema is at revision {current or '<empty>'}, this ledger needs {head}: "
             "run `ledger db upgrade`"
         )
+
+
+class CorruptSegmentError(LedgerError, ValueError):
+    """An archive segment does not decompress or fails its checksum; nothing was restored."""
+
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+        super().__init__(f"Archive segment of stream {stream!r} is damaged (checksum or zlib)")
 
 
 class DatabaseError(LedgerError, OSError):

@@ -38,8 +38,11 @@ Name = Annotated[str, msgspec.Meta(max_length=255)]
 Title = Annotated[str, msgspec.Meta(max_length=1024)]
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
-    """Base of every event; ``schema_version`` is the payload shape this class writes."""
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
+    """Base of every event; ``schema_version`` is the payload shape this class writes.
+
+    Events are values that never form reference cycles, so they stay out of the cyclic GC.
+    """
 
     schema_version: ClassVar[int] = 1
 

@@ -45,6 +45,25 @@ __all__ = ["Ledger", "key_stream", "new_session_id", "session_stream"]
 
 _MAX_LINEAGE = 1000
 
+# Statements built once: constructing a Core statement per call costs more than running it.
+_STATE = sa.select(session_heads.c.state).where(session_heads.c.session_id == sa.bindparam("sid"))
+_ACTIVE = sa.select(session_keys.c.session_id).where(
+    session_keys.c.session_key == sa.bindparam("key")
+)
+_TAKEN = sa.select(transcript_messages.c.message_id).where(
+    transcript_messages.c.session_id == sa.bindparam("sid"),
+    transcript_messages.c.message_id.in_(sa.bindparam("ids", expanding=True)),
+)
+_LAST_LIVE = (
+    sa.select(transcript_messages.c.message_id)
+    .where(
+        transcript_messages.c.session_id == sa.bindparam("sid"),
+        transcript_messages.c.retracted_position.is_(None),
+    )
+    .order_by(transcript_messages.c.sequence.desc())
+    .limit(sa.bindparam("n"))
+)
+
 
 def session_stream(session_id: str) -> str:
     """The stream of one session's content events."""
@@ -85,7 +104,6 @@ class Ledger:
     def __init__(self, store: EventStore) -> None:
         self.store = store
         self.views = SessionViews(store.engine)
-        self._h = session_heads
 
     @classmethod
     def open(
@@ -112,9 +130,7 @@ class Ledger:
     # -- checks inside a transaction -----------------------------------------------------------
 
     def _state(self, conn: sa.Connection, session_id: str) -> str:
-        state = conn.execute(
-            sa.select(self._h.c.state).where(self._h.c.session_id == session_id)
-        ).scalar()
+        state = conn.execute(_STATE, {"sid": session_id}).scalar()
         if state is None:
             raise SessionNotFoundError(session_id)
         return str(state)
@@ -125,9 +141,7 @@ class Ledger:
 
     @staticmethod
     def _active(conn: sa.Connection, session_key: str) -> str | None:
-        value = conn.execute(
-            sa.select(session_keys.c.session_id).where(session_keys.c.session_key == session_key)
-        ).scalar()
+        value = conn.execute(_ACTIVE, {"key": session_key}).scalar()
         return None if value is None else str(value)
 
     # -- writes ------------------------------------------------------------------------------
@@ -223,7 +237,8 @@ class Ledger:
         """Append one message (role user/assistant/tool/system) to an open session."""
         message = _message(session_id, {"role": role, "content": content, **fields})
         ids = None if event_id is None else [event_id]
-        return self._append(session_id, [message], expected_sequence, ids)
+        given = [message.message_id] if "message_id" in fields else []
+        return self._append(session_id, [message], expected_sequence, ids, given)
 
     def append_messages(
         self,
@@ -237,7 +252,8 @@ class Ledger:
         if not messages:
             raise InvalidArgumentError("messages", list(messages), "at least one message")
         built = [_message(session_id, fields) for fields in messages]
-        return self._append(session_id, built, expected_sequence, event_ids)
+        given = [m.message_id for m, f in zip(built, messages, strict=True) if "message_id" in f]
+        return self._append(session_id, built, expected_sequence, event_ids, given)
 
     def _append(
         self,
@@ -245,7 +261,10 @@ class Ledger:
         events: Sequence[MessageAppended | SessionTitled | SessionClosed | MessagesRetracted],
         expected_sequence: int | None,
         event_ids: Sequence[uuid.UUID | str] | None,
+        given_message_ids: list[str] | None = None,
     ) -> AppendResult:
+        """Append to an open session; message ids the caller chose are checked for reuse
+        (generated ones are fresh UUIDs and need no lookup)."""
         part = StreamAppend(
             stream=session_stream(session_id),
             events=events,
@@ -253,11 +272,10 @@ class Ledger:
             event_ids=event_ids,
         )
         rows = self.store.prepare(part)
-        message_ids = [e.message_id for e in events if isinstance(e, MessageAppended)]
         with self.store.transaction() as conn:
             if event_ids is None or not self._already_stored(conn, rows[0]["event_id"]):
                 self._open_state(conn, session_id)
-                self._check_new_messages(conn, session_id, message_ids)
+                self._check_new_messages(conn, session_id, given_message_ids or [])
             return self.store.append_in(conn, [part], [rows])[0]
 
     @staticmethod
@@ -270,14 +288,7 @@ class Ledger:
         """Refuse message ids that repeat in the batch or already exist in the session."""
         if not message_ids:
             return
-        t = transcript_messages
-        taken = set(
-            conn.execute(
-                sa.select(t.c.message_id).where(
-                    t.c.session_id == session_id, t.c.message_id.in_(message_ids)
-                )
-            ).scalars()
-        )
+        taken = set(conn.execute(_TAKEN, {"sid": session_id, "ids": message_ids}).scalars())
         repeated = {m for m, n in Counter(message_ids).items() if n > 1}
         if taken or repeated:
             raise InvalidArgumentError(
@@ -292,17 +303,9 @@ class Ledger:
             raise InvalidArgumentError("count", count, "an integer >= 1")
         if reason not in ("undo", "retry"):
             raise InvalidArgumentError("reason", reason, "undo or retry")
-        t = transcript_messages
         with self.store.transaction() as conn:
             self._open_state(conn, session_id)
-            ids = list(
-                conn.execute(
-                    sa.select(t.c.message_id)
-                    .where(t.c.session_id == session_id, t.c.retracted_position.is_(None))
-                    .order_by(t.c.sequence.desc())
-                    .limit(count)
-                ).scalars()
-            )
+            ids = list(conn.execute(_LAST_LIVE, {"sid": session_id, "n": count}).scalars())
             if len(ids) < count:
                 raise InvalidArgumentError(
                     "count", count, f"at most {len(ids)} (the live messages of {session_id!r})"

@@ -167,6 +167,8 @@ class _Replayer:
         self.guards = guards
         self.sessions: dict[str, _Session] = {}
         self.active: dict[str, str] = {}
+        #: Keys whose switches we have seen (the others had their history compacted).
+        self.switched: set[str] = set()
         self.caches: dict[str, _Cache] = {}
         self.turns: dict[tuple[str, str], _Turn] = {}
         #: Open turns by session, so an event only looks at the turns on its own session.
@@ -196,6 +198,7 @@ class _Replayer:
         if isinstance(event, SessionSwitched):
             self._end_turns(lambda t: t.key == event.session_key)
             self.active[event.session_key] = event.session_id
+            self.switched.add(event.session_key)
             self._note(record, event.session_key, event.session_id, "switch", event.reason)
             return
         session_id = getattr(event, "session_id", None)
@@ -220,6 +223,12 @@ class _Replayer:
                 seen.foreign |= cache.writer != record.writer
                 seen.retracted |= isinstance(event, MessagesRetracted)
         key = self._key_of(session_id, session)
+        if key is None and is_user and session.key is not None and session.key not in self.switched:
+            # No switch of this key seen yet: its old switches were compacted away (``ledger
+            # compact keys``), so the session a user writes to is the one that was active.
+            self._end_turns(lambda t: t.key == session.key)
+            key = session.key
+            self.active[key] = session_id
         turn_started = None
         if is_user and key is not None:
             turn_started = self._start_turn(record, key, session_id, session)

@@ -37,7 +37,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from ledger.compaction import history, jobs, parse_duration, run_job
-from ledger.errors import ConfigurationError, DatabaseError
+from ledger.errors import ConfigurationError
+from ledger.schema import apscheduler_jobs
 from ledger.store import EventStore, default_writer
 
 __all__ = [
@@ -195,13 +196,10 @@ def build_scheduler(
 
 
 def _forget_unconfigured(store: EventStore, keep: set[str]) -> None:
-    """Drop stored ``ledger-*`` jobs no longer in the configuration (the table may not exist)."""
-    table = sa.Table("apscheduler_jobs", sa.MetaData(), sa.Column("id", sa.String(191)))
-    try:
-        with store.transaction(append_lock=False) as conn:
-            conn.execute(table.delete().where(table.c.id.like("ledger-%"), table.c.id.not_in(keep)))
-    except DatabaseError:
-        return  # no job table yet: APScheduler creates it on start
+    """Drop stored ``ledger-*`` jobs that are no longer in the configuration."""
+    table = apscheduler_jobs
+    with store.transaction(append_lock=False) as conn:
+        conn.execute(table.delete().where(table.c.id.like("ledger-%"), table.c.id.not_in(keep)))
 
 
 class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -217,19 +215,9 @@ class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 def describe_jobs(store: EventStore, specs: list[JobSpec]) -> list[JobInfo]:
     """Each configured job with its next run (from the job store) and its last recorded run."""
-    table = sa.Table(
-        "apscheduler_jobs",
-        sa.MetaData(),
-        sa.Column("id", sa.String(191)),
-        sa.Column("next_run_time", sa.Float),
-    )
-    try:
-        with store.engine.connect() as conn:
-            stored = dict(conn.execute(sa.select(table.c.id, table.c.next_run_time)).tuples().all())
-    except DatabaseError:
-        stored = {}
-    except sa.exc.DBAPIError:
-        stored = {}
+    table = apscheduler_jobs
+    with store.engine.connect() as conn:
+        stored = dict(conn.execute(sa.select(table.c.id, table.c.next_run_time)).tuples().all())
     infos = []
     for spec in specs:
         when = stored.get(f"ledger-{spec.job}")

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Dialect
 
 __all__ = [
     "UTCDateTime",
+    "apscheduler_jobs",
     "archive_segments",
     "compaction_runs",
     "events",
@@ -246,4 +247,14 @@ compaction_runs = sa.Table(
     sa.Column("finished_at", UTCDateTime, nullable=True),
     sa.Column("report", sa.Text, nullable=True),
     sa.UniqueConstraint("job", "scheduled_for"),
+)
+
+#: APScheduler 3's job table (its ``SQLAlchemyJobStore`` layout), created by migration 0004 so
+#: that several schedulers starting at once never race to create it.
+apscheduler_jobs = sa.Table(
+    "apscheduler_jobs",
+    metadata,
+    sa.Column("id", sa.Unicode(191), primary_key=True),
+    sa.Column("next_run_time", sa.Float(25), index=True),
+    sa.Column("job_state", sa.LargeBinary, nullable=False),
 )

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
+from ledger.database import AUTOCOMMIT_READ
 from ledger.errors import InvalidArgumentError
 from ledger.schema import session_heads, session_keys, transcript_messages
 
@@ -97,6 +98,8 @@ class SessionViews:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        # One-statement lookups run without an explicit transaction (see AUTOCOMMIT_READ).
+        self._lookup = engine.execution_options(**{AUTOCOMMIT_READ: True})
         h = session_heads
         self._head = sa.select(h).where(h.c.session_id == sa.bindparam("session_id"))
         self._sequence = sa.select(h.c.sequence).where(h.c.session_id == sa.bindparam("sid"))
@@ -105,19 +108,19 @@ class SessionViews:
 
     def head(self, session_id: str) -> SessionHead | None:
         """The head of ``session_id``, ``None`` when no such session exists."""
-        with self.engine.connect() as conn:
+        with self._lookup.connect() as conn:
             row = conn.execute(self._head, {"session_id": session_id}).mappings().first()
         return None if row is None else _head(row)
 
     def head_sequence(self, session_id: str) -> int | None:
         """Only the head ``sequence`` (the agent cache's per-turn read), ``None`` if absent."""
-        with self.engine.connect() as conn:
+        with self._lookup.connect() as conn:
             value = conn.execute(self._sequence, {"sid": session_id}).scalar()
         return None if value is None else int(value)
 
     def active_session(self, session_key: str) -> str | None:
         """The session currently active under ``session_key``, ``None`` when the key is new."""
-        with self.engine.connect() as conn:
+        with self._lookup.connect() as conn:
             value = conn.execute(self._active, {"key": session_key}).scalar()
         return None if value is None else str(value)
 

@@ -104,18 +104,25 @@ class UsageProjection(Projection):
         }
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
+        emptied: list[dict[str, Any]] = []
         for (source, day), delta in deltas.items():
             row = current.get((source, day))
             if row is None:
                 inserts.append({"source": source, "day": day, **delta})
+                continue
+            totals = {name: getattr(row, name) + value for name, value in delta.items()}
+            if any(totals.values()):
+                updates.append({"_source": source, "_day": day, **totals})
             else:
-                updates.append(
-                    {
-                        "_source": source,
-                        "_day": day,
-                        **{name: getattr(row, name) + value for name, value in delta.items()},
-                    }
-                )
+                # Everything it counted was purged: a rebuild would have no row here either.
+                emptied.append({"_source": source, "_day": day})
+        if emptied:
+            conn.execute(
+                t.delete().where(
+                    t.c.source == sa.bindparam("_source"), t.c.day == sa.bindparam("_day")
+                ),
+                emptied,
+            )
         if inserts:
             conn.execute(t.insert(), inserts)
         if updates:
