@@ -52,24 +52,31 @@ def is_sqlite(engine: sa.Engine) -> bool:
 
 
 def _prepare_sqlite_file(url: sa.URL, settings: Settings) -> None:
-    """Create the database file owner-only (folder 0700) and switch a new file to WAL.
+    """Create a new database file owner-only (folder 0700) and switch it to WAL.
 
-    Two processes opening a new file at once would both try to switch it to WAL, which needs
-    an exclusive lock that SQLite does not wait for: one would stay in rollback-journal mode. So
-    a new (empty) file is switched under an ``flock`` on the file itself, which SQLite's own
-    POSIX locks do not see; later opens find WAL already set.
+    Two processes opening a new file at once would both try to switch it to WAL, which needs an
+    exclusive lock SQLite does not wait for: one would stay in rollback-journal mode. So a new
+    file is initialised under an ``flock`` on a sidecar ``<file>.init-lock``.
+
+    An existing database file is never opened here: closing any descriptor of a file drops every
+    POSIX lock this process holds on it, including those of open SQLite connections, which lets
+    another process write at the same time and corrupts the database.
     """
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     path = Path(database).expanduser()
+    if path.exists() and path.stat().st_size > 0:
+        return
     if not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    lock = os.open(path.with_name(path.name + ".init-lock"), os.O_CREAT | os.O_RDWR, 0o600)
     try:
-        if os.fstat(fd).st_size > 0:
-            return
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists() and path.stat().st_size > 0:
+            return  # another process initialised it while we waited
+        # Nothing in this process can have the file open yet (it is new or empty).
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         connection = sqlite3.connect(path, timeout=settings.busy_timeout_ms / 1000)
         try:
             # Incremental auto-vacuum can only be chosen before the first table exists; it
@@ -79,7 +86,7 @@ def _prepare_sqlite_file(url: sa.URL, settings: Settings) -> None:
         finally:
             connection.close()
     finally:
-        os.close(fd)  # also releases the flock
+        os.close(lock)  # also releases the flock
 
 
 def _sqlite_engine(url: sa.URL, settings: Settings, **kwargs: Any) -> sa.Engine:

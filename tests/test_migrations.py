@@ -5,10 +5,12 @@ Every test but the two ``EventStore.open`` ones runs on both backends through ``
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -103,3 +105,26 @@ def test_postgresql_open_of_an_empty_schema_raises_schema_not_current(
         EventStore.open(database_url, settings=Settings.from_env({}))
     assert (info.value.current, info.value.head) == (None, head)
     assert table_names(engine) == set()
+
+
+def test_opening_an_existing_sqlite_file_never_opens_it_outside_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing any descriptor drops the process's POSIX locks on a file, corrupting SQLite.
+
+    So once the database exists, opening another store must not open (and close) the file itself.
+    """
+    path = tmp_path / "ledger.db"
+    with EventStore.open(f"sqlite:///{path}"):
+        opened: list[str] = []
+        real_open = os.open
+
+        def recording_open(name: Any, *args: Any, **kwargs: Any) -> int:
+            opened.append(str(name))
+            return real_open(name, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", recording_open)
+        with EventStore.open(f"sqlite:///{path}"):
+            pass
+        monkeypatch.undo()
+    assert str(path) not in opened
