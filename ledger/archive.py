@@ -269,10 +269,10 @@ class SegmentReader:
             found = conn.execute(self._all, {"after": after, "size": size, "upper": upper}).all()
             live = [r for r in found if r.kind == "e"]
             segments = [r for r in found if r.kind == "s"]
-            if not segments:
-                return list(live)
             if len(live) == size:
                 upper = min(upper, live[-1].position)
+            # Live rows past the window are left for the next round even without segments in
+            # this one: a segment may start between them and the window's end.
             merged: list[sa.Row[Any] | StoredRow] = [r for r in live if r.position <= upper]
             for segment in segments:
                 merged.extend(
@@ -281,10 +281,13 @@ class SegmentReader:
                     if after < row.position <= upper
                 )
             if merged:
-                merged.sort(key=lambda r: r.position)
+                if segments:
+                    merged.sort(key=lambda r: r.position)
                 return merged[:size]
-            if not conn.execute(self._beyond, {"upper": upper}).scalar():
+            if not live and not conn.execute(self._beyond, {"upper": upper}).scalar():
                 return []
+            # Nothing in this window (its events were purged or compacted away): move on one
+            # window at a time, so no segment between here and the next live row is passed over.
             after = upper
 
     def read_stream(

@@ -121,6 +121,8 @@ class _Entry:
 @dataclass(slots=True)
 class _Pending:
     owner: int
+    session_id: str
+    live: int | None
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -206,7 +208,7 @@ class AgentCache:
             # A switch records the first baseline; own writes fast-forward it.
             entry.baselines[session_id] = live or 0
         if action != "reuse":
-            self._pending[session_key] = _Pending(threading.get_ident())
+            self._pending[session_key] = _Pending(threading.get_ident(), session_id, live)
         return CacheDecision(
             action=action,
             reason=reason,
@@ -239,12 +241,19 @@ class AgentCache:
     # -- after the decision ----------------------------------------------------------------
 
     def store(self, session_key: str, session_id: str, signature: Any, agent: Any) -> None:
-        """Cache a freshly built ``agent``; its baseline for ``session_id`` is the live head.
+        """Cache a freshly built ``agent``; its baseline is the head the miss/rebuild saw.
 
-        Baselines of the key's other sessions are kept: they still describe what this cache
-        has seen of those sessions.
+        The agent was built after that ``check``, from a transcript at least that new, so an
+        event written meanwhile (by anyone) lies above the baseline and the next ``check``
+        looks at it, instead of being taken as seen. Baselines of the key's other sessions are
+        kept: they still describe what this cache has seen of those sessions.
         """
-        live = self._views.head_sequence(session_id) or 0
+        with self._lock:
+            pending = self._pending.get(session_key)
+        if pending is not None and pending.session_id == session_id and pending.live is not None:
+            live = pending.live
+        else:
+            live = self._views.head_sequence(session_id) or 0
         evicted: list[tuple[str, Any]] = []
         with self._lock:
             old = self._entries.pop(session_key, None)

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 import msgspec
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ledger.cli import cli, emit_json, json_option, open_store, progress_bar, url_option
@@ -137,13 +138,18 @@ def sessions(
         table.add_column(column)
     for head in heads:
         table.add_row(
-            head.session_id,
-            head.session_key or "",
-            head.source or "",
-            head.state,
-            str(head.message_count),
-            str(head.sequence),
-            head.title or "",
+            *(
+                escape(value)
+                for value in (
+                    head.session_id,
+                    head.session_key or "",
+                    head.source or "",
+                    head.state,
+                    str(head.message_count),
+                    str(head.sequence),
+                    head.title or "",
+                )
+            )
         )
     _console().print(table)
 
@@ -165,7 +171,7 @@ def show(url: str | None, session_id: str, include_retracted: bool, as_json: boo
     console = _console()
     assert head is not None
     console.print(
-        f"[bold]{session_id}[/] key={head.session_key} state={head.state} "
+        f"[bold]{escape(session_id)}[/] key={escape(head.session_key or '')} state={head.state} "
         f"sequence={head.sequence} messages={head.message_count}"
     )
     for message in messages:

@@ -23,6 +23,7 @@ from typing import Any
 import click
 import msgspec
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ledger.cli import cli, emit_json, json_option, open_store, progress_bar, url_option
@@ -168,7 +169,7 @@ def _print_totals(report: ReplayReport) -> None:
         table.add_column(f"{_LABELS[name]}\nrebuilds/false/missed", justify="right")
     for key, detail in report.keys.items():
         table.add_row(
-            key,
+            escape(key),
             *(_cell(t.rebuilds, t.false_busts, t.missed_changes) for t in detail.guards.values()),
         )
     table.add_row(
@@ -184,7 +185,7 @@ def _cell(rebuilds: int, false_busts: int, missed: int) -> str:
 
 def _print_timeline(key: KeyReport) -> None:
     console = Console(highlight=False)
-    table = Table(title=key.session_key)
+    table = Table(title=escape(key.session_key))
     for column in ("position", "time", "writer", "session", "event", *key.guards):
         table.add_column(column)
     for entry in key.timeline:
@@ -202,16 +203,12 @@ def _print_timeline(key: KeyReport) -> None:
         table.add_row(
             str(entry.position),
             f"{entry.recorded_at:%H:%M:%S}",
-            entry.writer,
-            entry.session_id,
-            _escape_markup(f"{entry.kind}: {entry.detail}"),
+            escape(entry.writer),
+            escape(entry.session_id),
+            escape(f"{entry.kind}: {entry.detail}"),
             *cells,
         )
     console.print(table)
-
-
-def _escape_markup(text: str) -> str:
-    return text.replace("[", "\\[")
 
 
 _PAGE = """<!doctype html>

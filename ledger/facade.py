@@ -273,6 +273,8 @@ class Ledger:
         )
         rows = self.store.prepare(part)
         with self.store.transaction() as conn:
+            if event_ids is not None:
+                self.store.restore_archived(conn, {part.stream})
             if event_ids is None or not self._already_stored(conn, rows[0]["event_id"]):
                 self._open_state(conn, session_id)
                 self._check_new_messages(conn, session_id, given_message_ids or [])
@@ -331,7 +333,8 @@ class Ledger:
         except msgspec.ValidationError as exc:
             raise InvalidEventError("SessionTitled", str(exc)) from exc
         with self.store.transaction() as conn:
-            self._state(conn, session_id)
+            if self._state(conn, session_id) == "purged":
+                raise SessionClosedError(session_id)
             part = StreamAppend(stream=session_stream(session_id), events=[event])
             return self.store.append_in(conn, [part])[0]
 

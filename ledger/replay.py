@@ -134,6 +134,8 @@ class _Cache:
     legacy: dict[str, tuple[Any, int]] = field(default_factory=dict)
     hermes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     ledger: dict[str, tuple[Any, dict[str, int]]] = field(default_factory=dict)
+    #: The ideal cache (ground truth), kept apart from the guards so any subset can run.
+    truth: dict[str, tuple[Any, dict[str, int]]] = field(default_factory=dict)
     seen: dict[str, _Seen] = field(default_factory=dict)
 
 
@@ -264,6 +266,10 @@ class _Replayer:
         self.by_session.setdefault(session_id, set()).add(ident)
         self.turn_count += 1
         needed, why = self._needed(cache, key, session_id, session)
+        ideal = cache.truth.get(key)
+        baselines = {} if ideal is None else ideal[1]
+        baselines[session_id] = session.sequence
+        cache.truth[key] = (session.model if needed or ideal is None else ideal[0], baselines)
         decisions = {
             name: self._guard(name, cache, key, session_id, session) for name in self.guards
         }
@@ -299,7 +305,7 @@ class _Replayer:
     def _needed(
         self, cache: _Cache, key: str, session_id: str, session: _Session
     ) -> tuple[bool, str | None]:
-        entry = cache.ledger.get(key)
+        entry = cache.truth.get(key)
         if entry is None:
             return True, "no agent yet"
         if entry[0] != session.model:
@@ -370,9 +376,10 @@ class _Replayer:
             refreshed = hermes.refresh_message_count(tup, turn.session_id, session.message_count)
             assert isinstance(refreshed, tuple)
             cache.hermes[turn.key] = refreshed
-        entry = cache.ledger.get(turn.key)
-        if entry is not None:
-            entry[1][turn.session_id] = session.sequence
+        for entries in (cache.ledger, cache.truth):
+            entry = entries.get(turn.key)
+            if entry is not None:
+                entry[1][turn.session_id] = session.sequence
         cache.seen[turn.session_id] = _Seen()
 
     def finish(self) -> ReplayReport:

@@ -61,6 +61,8 @@ DEFAULT_SCHEDULE: dict[str, dict[str, Any]] = {
     "vacuum": {"every": "24h"},
 }
 _AGE_OPTIONS = ("older_than",)
+#: Seconds a run may start late and still count as the run of its fire time.
+MISFIRE_GRACE = 600
 
 
 class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -143,7 +145,9 @@ def scheduled_time(spec: JobSpec, now: dt.datetime) -> dt.datetime:
         steps = int((now - EPOCH).total_seconds() // spec.every)
         return EPOCH + dt.timedelta(seconds=steps * spec.every)
     trigger = spec.trigger()
-    probe = now - dt.timedelta(days=366)
+    # A run starts at most ``misfire_grace_time`` after its fire time, so the fire time it
+    # belongs to lies in that window: walking it is cheap even for ``* * * * *``.
+    probe = now - dt.timedelta(seconds=MISFIRE_GRACE + 1)
     latest = None
     fire = trigger.get_next_fire_time(None, probe)
     while fire is not None and fire <= now:
@@ -178,7 +182,11 @@ def build_scheduler(
         jobstores={
             "default": SQLAlchemyJobStore(engine=store.engine, tablename="apscheduler_jobs")
         },
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 600},
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": MISFIRE_GRACE,
+        },
         timezone=dt.UTC,
     )
     url = store.engine.url.render_as_string(hide_password=False)

@@ -414,9 +414,18 @@ class EventStore:
                 "recorded_at", f"{len(part.events)} timezone-aware datetimes expected"
             )
         writer = part.writer or self.writer
+        owner = part.stream[len("session-") :] if part.stream.startswith("session-") else None
         rows: list[dict[str, Any]] = []
         for index, (event, event_id) in enumerate(zip(part.events, ids, strict=True)):
             type_name, payload = self.codec.encode(event)
+            claimed = getattr(event, "session_id", owner)
+            if owner is not None and claimed != owner:
+                # The views key a head by its stream and transcript rows by the payload.
+                raise InvalidEventError(
+                    type_name,
+                    f"session_id {claimed!r} is not that of stream {part.stream!r} "
+                    "- at `$.session_id`",
+                )
             row = {
                 "stream": part.stream,
                 "type": type_name,
@@ -430,6 +439,22 @@ class EventStore:
                 row["recorded_at"] = times[index].astimezone(dt.UTC)
             rows.append(row)
         return rows
+
+    def restore_archived(self, conn: sa.Connection, names: set[str]) -> None:
+        """Bring any archived stream among ``names`` back (inside the caller's append lock).
+
+        A retry of an append whose events were archived since must find them to return the
+        original result, and the append would restore the stream anyway.
+        """
+        if not names:
+            return
+        archived = conn.execute(
+            sa.select(streams_table.c.stream).where(
+                streams_table.c.stream.in_(sorted(names)), streams_table.c.archived.is_(sa.true())
+            )
+        ).scalars()
+        for stream in list(archived):
+            restore_stream(conn, stream)
 
     def _stored_result(
         self,
@@ -446,6 +471,7 @@ class EventStore:
         ]
         if not given:
             return None
+        self.restore_archived(conn, {part.stream for part in appends if part.event_ids})
         t = events_table
         found = {
             row.event_id: row

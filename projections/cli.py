@@ -50,15 +50,22 @@ def _progress(label: str, total: int, quiet: bool) -> Iterator[Callable[[int], N
 @projections.command("rebuild")
 @url_option
 @click.argument("name", required=False)
+@click.option(
+    "--from-snapshot",
+    is_flag=True,
+    help="Start inline projections from their snapshot (fast; does not repair the snapshot).",
+)
 @json_option
-def rebuild_command(url: str | None, name: str | None, as_json: bool) -> None:
+def rebuild_command(url: str | None, name: str | None, from_snapshot: bool, as_json: bool) -> None:
     """Recreate NAME (default: every projection) from the log; safe to interrupt and rerun."""
     report: list[dict[str, Any]] = []
     with open_store(url) as store:
         total = store.last_position()
         for projection in select(name):
             with _progress(f"rebuild {projection.name}", total, as_json) as advance:
-                events = maintenance.rebuild(store, projection, advance)
+                events = maintenance.rebuild(
+                    store, projection, advance, from_snapshot=from_snapshot
+                )
             report.append({"projection": projection.name, "events": events})
     if as_json:
         emit_json(report)

@@ -83,11 +83,13 @@ def rebuild(
     projection: Projection,
     progress: Progress | None = None,
     *,
-    from_snapshot: bool = True,
+    from_snapshot: bool = False,
 ) -> int:
     """Recreate ``projection``'s views from the log; returns how many events were folded.
 
-    An inline projection with a snapshot starts from it and folds only the later events.
+    With ``from_snapshot`` an inline projection starts from its latest snapshot and folds only
+    the later events: fast, but it keeps whatever the snapshot holds, so repairing a damaged
+    view is a rebuild from the log (the default).
     """
     if projection.inline:
         with store.transaction() as conn:

@@ -17,6 +17,7 @@ from ledger.events import MessageAppended, MessagesRetracted
 from ledger.records import RecordedEvent
 from ledger.schema import search_documents
 from projections.base import Projection
+from projections.checkpoint import lock_checkpoint
 
 __all__ = ["INDEXED_ROLES", "SearchProjection"]
 
@@ -65,6 +66,7 @@ class SearchProjection(Projection):
     def forget(
         self, conn: sa.Connection, session_id: str, records: Sequence[RecordedEvent]
     ) -> None:
-        """Drop a purged session's documents."""
+        """Drop a purged session's documents (after any runner batch in flight: see usage)."""
+        lock_checkpoint(conn, self.name)
         t = self.table("search_documents")
         conn.execute(t.delete().where(t.c.session_id == session_id))

@@ -17,7 +17,7 @@ from ledger.events import MessageAppended, MessagesRetracted, SessionOpened
 from ledger.records import RecordedEvent
 from ledger.schema import session_heads, usage_daily
 from projections.base import Projection
-from projections.checkpoint import read_checkpoints
+from projections.checkpoint import lock_checkpoint
 
 __all__ = ["UsageProjection"]
 
@@ -38,8 +38,12 @@ class UsageProjection(Projection):
     def forget(
         self, conn: sa.Connection, session_id: str, records: Sequence[RecordedEvent]
     ) -> None:
-        """Subtract a purged session's events, those this projection had already applied."""
-        applied = read_checkpoints(conn).get(self.name, 0)
+        """Subtract a purged session's events, those this projection had already applied.
+
+        Locks the checkpoint first, so a runner batch in flight finishes (or waits) before:
+        otherwise it could count events this purge is about to remove.
+        """
+        applied = lock_checkpoint(conn, self.name)
         self._fold(conn, [r for r in records if r.position <= applied], -1)
 
     def _fold(self, conn: sa.Connection, records: Sequence[RecordedEvent], sign: int) -> None:

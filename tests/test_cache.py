@@ -219,3 +219,15 @@ def test_rebaseline_with_another_sessions_result_is_refused(
     result = store.append("session-b", controls.messages(1, "b"))
     with pytest.raises(InvalidArgumentError, match="session-a"):
         cache.rebaseline(KEY, "a", result)
+
+
+def test_a_write_between_check_and_store_is_not_taken_as_seen(
+    store: EventStore, other: EventStore, cache: AgentCache
+) -> None:
+    """The baseline is the head the miss saw, so a foreign write during the build rebuilds."""
+    open_session(store, "a")
+    assert cache.check(KEY, "a", SIG).action == "miss"
+    other.append("session-a", controls.messages(1))  # lands while the agent is being built
+    cache.store(KEY, "a", SIG, "agent")
+    decision = cache.check(KEY, "a", SIG)
+    assert (decision.action, decision.reason) == ("rebuild", "foreign_write")

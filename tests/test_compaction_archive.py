@@ -8,6 +8,7 @@ it gave before; restore must put back byte-identical rows; an append restores fi
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -499,3 +500,16 @@ def test_events_table_and_segments_never_hold_the_same_stream(
     assert live & segments == set()
     assert segments == {session_stream(sessions["c"])}
     assert archived_streams(ledger.store) == segments
+
+
+def test_retrying_an_append_after_its_session_was_archived_returns_the_original(
+    ledger: Ledger,
+) -> None:
+    """An idempotent retry still finds its event once the session has been archived."""
+    session_id = ledger.open_session("cli:retry", session_id="retry")
+    first = ledger.append_message(session_id, "user", "hello", event_id=uuid.UUID(int=7))
+    ledger.close_session(session_id)
+    archive_all(ledger)
+    again = ledger.append_message(session_id, "user", "hello", event_id=uuid.UUID(int=7))
+    assert again.duplicate
+    assert (again.sequence, again.position) == (first.sequence, first.position)

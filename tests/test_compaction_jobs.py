@@ -426,7 +426,7 @@ def test_rebuild_from_a_snapshot_folds_only_the_later_events(ledger: Ledger) -> 
     ledger.retract_messages(session_id, 2)
     ledger.append_message(session_id, "user", "after 2")
     views = dump_all(ledger.store, "session_heads", "transcript_messages")
-    assert rebuild(ledger.store, SessionsProjection()) == 3
+    assert rebuild(ledger.store, SessionsProjection(), from_snapshot=True) == 3
     assert dump_all(ledger.store, "session_heads", "transcript_messages") == views
     assert verify(ledger.store, SessionsProjection()) == []
     assert rebuild(ledger.store, SessionsProjection(), from_snapshot=False) == 2 + 5 + 3
@@ -438,7 +438,7 @@ def test_rebuild_of_keys_from_a_snapshot_keeps_active_sessions(ledger: Ledger) -
     jobs()["snapshot"](ledger.store)
     ledger.open_session(KEY, session_id="s2")
     ledger.switch_session(KEY, first)
-    assert rebuild(ledger.store, KeysProjection()) == 3
+    assert rebuild(ledger.store, KeysProjection(), from_snapshot=True) == 3
     assert ledger.active_session(KEY) == first
     assert verify(ledger.store, KeysProjection()) == []
 
@@ -625,3 +625,19 @@ def test_archive_events_report_matches_the_rows_moved(ledger: Ledger) -> None:
     with ledger.store.engine.connect() as conn:
         after = conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one()
     assert report.events == before - after == 2
+
+
+def test_a_plain_rebuild_repairs_a_view_even_after_a_snapshot_of_the_damage(
+    ledger: Ledger,
+) -> None:
+    """Rebuild reads the log by default, so a snapshot taken of a damaged view cannot keep it."""
+    session_id = ledger.open_session(KEY, session_id="damaged")
+    ledger.append_message(session_id, "user", "hello")
+    with ledger.store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE session_heads SET message_count = 99")
+    jobs()["snapshot"](ledger.store)
+    rebuild(ledger.store, SessionsProjection())
+    head = ledger.head(session_id)
+    assert head is not None
+    assert head.message_count == 1
+    assert verify(ledger.store, SessionsProjection()) == []

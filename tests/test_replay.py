@@ -170,3 +170,15 @@ def test_timeline_keeps_every_event_of_the_key_with_decisions_at_turns() -> None
     turn = report.keys[KEY].timeline[2]
     assert turn.decisions is not None
     assert turn.decisions["ledger"].reason == "miss"
+
+
+def test_ground_truth_does_not_depend_on_which_guards_run() -> None:
+    """Running one guard alone gives it the same verdicts as running all three."""
+    log = Log()
+    log.open("a")
+    for _ in range(5):
+        log.turn("a")
+    alone = {g: replay(log.records, guards=[g]).guards[g] for g in ("legacy", "hermes", "ledger")}
+    together = replay(log.records).guards
+    assert alone == together
+    assert together["legacy"].missed_changes == 0
