@@ -7,7 +7,7 @@ guard's decision at every turn. Output is a table for people, ``--json`` for mac
 HTML-escaped, so text from the log can never run as script or become markup.
 
 ``replay --json`` schema: ``{"events": int, "turns": int, "guards": {guard: totals},
-"keys": {session_key: {"guards": {guard: totals}}}}`` where totals are ``{"turns", "builds",
+"keys": {session_key: {"guards": {guard: totals}}}}`` where totals are ``{"turns",
 "rebuilds", "false_busts", "missed_changes"}`` and guard is ``legacy``, ``hermes`` or ``ledger``.
 """
 
@@ -32,7 +32,7 @@ from ledger.config import Settings
 from ledger.errors import InvalidArgumentError
 from ledger.jsonl import read_jsonl
 from ledger.records import RecordedEvent
-from ledger.replay import GUARDS, KeyReport, ReplayReport, replay
+from ledger.replay import GUARDS, GuardTotals, KeyReport, ReplayReport, replay
 
 __all__ = ["explain_command", "render_html", "replay_command"]
 
@@ -127,10 +127,7 @@ def replay_command(
         html_file.write_text(render_html(report), encoding="utf-8")
         click.echo(f"wrote {html_file}", err=True)
     if as_json:
-        data = msgspec.to_builtins(report)
-        for key in data["keys"].values():
-            key.pop("timeline", None)
-        emit_json(data)
+        emit_json(replay_document(report))
     elif html_file is None:
         _print_totals(report)
 
@@ -159,6 +156,24 @@ def explain_command(
         emit_json(msgspec.to_builtins(key))
     elif html_file is None:
         _print_timeline(key)
+
+
+#: The totals ``replay --json`` prints per guard (DESIGN §8).
+TOTALS = ("turns", "rebuilds", "false_busts", "missed_changes")
+
+
+def replay_document(report: ReplayReport) -> dict[str, Any]:
+    """``replay --json``: ``guards`` maps each guard to its totals; per-key detail in ``keys``."""
+
+    def totals(guards: dict[str, GuardTotals]) -> dict[str, dict[str, int]]:
+        return {name: {k: getattr(t, k) for k in TOTALS} for name, t in guards.items()}
+
+    return {
+        "events": report.events,
+        "turns": report.turns,
+        "guards": totals(report.guards),
+        "keys": {key: {"guards": totals(detail.guards)} for key, detail in report.keys.items()},
+    }
 
 
 def _print_totals(report: ReplayReport) -> None:

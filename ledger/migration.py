@@ -23,6 +23,7 @@ __all__ = [
     "downgrade",
     "head_revision",
     "include_object",
+    "known_revisions",
     "upgrade",
 ]
 
@@ -61,6 +62,13 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None, "migrations/versions holds no revision"
     return head
+
+
+@cache
+def known_revisions() -> frozenset[str]:
+    """Every revision in this code's migrations."""
+    scripts = ScriptDirectory.from_config(_config())
+    return frozenset(script.revision for script in scripts.walk_revisions())
 
 
 def current_revision(engine: sa.Engine) -> str | None:

@@ -755,12 +755,22 @@ class EventStore:
 
 
 def ensure_schema(engine: sa.Engine) -> None:
-    """Migrate SQLite to the head; require PostgreSQL to be there already."""
+    """Migrate SQLite to the head; require PostgreSQL to be there already.
+
+    A database at a revision this code does not know (written by a newer version) is refused
+    on both, rather than half-understood. Driver errors (server down, file unreadable) come out
+    as :class:`DatabaseError`.
+    """
     head = migration.head_revision()
-    current = migration.current_revision(engine)
-    if current == head:
-        return
-    if is_sqlite(engine):
-        migration.upgrade(engine)
-        return
+    try:
+        current = migration.current_revision(engine)
+        if current == head:
+            return
+        if current is not None and current not in migration.known_revisions():
+            raise SchemaNotCurrentError(current, head)
+        if is_sqlite(engine):
+            migration.upgrade(engine)
+            return
+    except sa.exc.DBAPIError as exc:
+        raise translate_error(exc) from exc
     raise SchemaNotCurrentError(current, head)

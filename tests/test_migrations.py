@@ -128,3 +128,23 @@ def test_opening_an_existing_sqlite_file_never_opens_it_outside_sqlite(
             pass
         monkeypatch.undo()
     assert str(path) not in opened
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    """An unknown revision (written by newer code) raises SchemaNotCurrentError, not alembic's."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    EventStore.open(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    engine.dispose()
+    with pytest.raises(SchemaNotCurrentError, match="9999"):
+        EventStore.open(url)
+
+
+def test_an_unreachable_postgresql_server_is_a_database_error() -> None:
+    """A refused connection comes out as the ledger's DatabaseError."""
+    from ledger import DatabaseError
+
+    with pytest.raises(DatabaseError):
+        EventStore.open("postgresql://postgres@127.0.0.1:1/none")

@@ -12,7 +12,7 @@ from ledger import Ledger
 from ledger.cli import cli
 
 KEY = "agent:main:telegram:dm:1"
-GUARD_TOTALS = {"turns", "builds", "rebuilds", "false_busts", "missed_changes"}
+GUARD_TOTALS = {"turns", "rebuilds", "false_busts", "missed_changes"}
 
 
 @pytest.fixture
