@@ -267,13 +267,19 @@ class SegmentReader:
         while True:
             upper = after + _WINDOW * size
             found = conn.execute(self._all, {"after": after, "size": size, "upper": upper}).all()
-            live = [r for r in found if r.kind == "e"]
-            segments = [r for r in found if r.kind == "s"]
+            live: list[sa.Row[Any]] = []
+            segments: list[sa.Row[Any]] = []
+            for row in found:  # index access: this loop runs once per event read
+                (live if row[0] == "e" else segments).append(row)
             if len(live) == size:
-                upper = min(upper, live[-1].position)
+                upper = min(upper, live[-1][1])
             # Live rows past the window are left for the next round even without segments in
             # this one: a segment may start between them and the window's end.
-            merged: list[sa.Row[Any] | StoredRow] = [r for r in live if r.position <= upper]
+            merged: list[sa.Row[Any] | StoredRow]
+            if not live or live[-1][1] <= upper:
+                merged = list(live)
+            else:
+                merged = [r for r in live if r[1] <= upper]
             for segment in segments:
                 merged.extend(
                     row

@@ -26,6 +26,7 @@ never by the number of events, so a replay streams logs of any length.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -231,15 +232,16 @@ class _Replayer:
             self._end_turns(lambda t: t.key == session.key)
             key = session.key
             self.active[key] = session_id
-        turn_started = None
-        if is_user and key is not None:
-            turn_started = self._start_turn(record, key, session_id, session)
+        turn_started = is_user and key is not None
+        if turn_started:
+            assert key is not None
+            self._start_turn(record, key, session_id, session)
         session.sequence = record.sequence
         if isinstance(event, MessageAppended):
             session.message_count += 1
         elif isinstance(event, MessagesRetracted):
             session.message_count -= len(event.message_ids)
-        if turn_started is None:
+        if not turn_started and self.timeline:
             self._note(record, session.key, session_id, _kind(event), _detail(event))
 
     def _key_of(self, session_id: str, session: _Session) -> str | None:
@@ -254,7 +256,7 @@ class _Replayer:
 
     def _start_turn(
         self, record: RecordedEvent, key: str, session_id: str, session: _Session
-    ) -> TimelineEntry:
+    ) -> None:
         cache = self.caches.get(record.writer)
         if cache is None:
             cache = self.caches[record.writer] = _Cache(record.writer)
@@ -273,34 +275,35 @@ class _Replayer:
         decisions = {
             name: self._guard(name, cache, key, session_id, session) for name in self.guards
         }
-        verdicts = {
-            name: GuardDecision(action=a, reason=r, verdict=_verdict(a, needed))
-            for name, (a, r) in decisions.items()
-        }
-        if self.wanted(key):
-            report = self.report(key)
-            for name, decision in verdicts.items():
-                totals = report.guards[name]
-                totals.turns += 1
-                totals.builds += decision.action != "reuse"
-                totals.rebuilds += decision.action == "rebuild"
-                totals.false_busts += decision.verdict == "false_bust"
-                totals.missed_changes += decision.verdict == "missed_change"
-        entry = TimelineEntry(
-            position=record.position,
-            recorded_at=record.recorded_at,
-            writer=record.writer,
-            session_id=session_id,
-            kind="turn",
-            detail=_detail(record.event),
-            needed=needed,
-            why=why,
-            decisions=verdicts,
-        )
-        if self.timeline and self.wanted(key):
-            self.report(key).timeline.append(entry)
         cache.seen[session_id] = _Seen()
-        return entry
+        if not self.wanted(key):
+            return
+        report = self.report(key)
+        for name, (action, _reason) in decisions.items():
+            verdict = _verdict(action, needed)
+            totals = report.guards[name]
+            totals.turns += 1
+            totals.builds += action != "reuse"
+            totals.rebuilds += action == "rebuild"
+            totals.false_busts += verdict == "false_bust"
+            totals.missed_changes += verdict == "missed_change"
+        if self.timeline:
+            report.timeline.append(
+                TimelineEntry(
+                    position=record.position,
+                    recorded_at=record.recorded_at,
+                    writer=record.writer,
+                    session_id=session_id,
+                    kind="turn",
+                    detail=_detail(record.event),
+                    needed=needed,
+                    why=why,
+                    decisions={
+                        name: GuardDecision(action=a, reason=r, verdict=_verdict(a, needed))
+                        for name, (a, r) in decisions.items()
+                    },
+                )
+            )
 
     def _needed(
         self, cache: _Cache, key: str, session_id: str, session: _Session
@@ -456,11 +459,19 @@ def replay(
     chosen = tuple(g for g in GUARDS if g in set(guards))
     replayer = _Replayer(set(keys) if keys is not None else None, timeline, chosen, since)
     count = 0
-    for record in records:
-        replayer.feed(record)
-        count += 1
-        if progress is not None and count % 10_000 == 0:
-            progress(10_000)
+    # Reading a log allocates millions of short-lived objects and no reference cycles, so the
+    # cyclic collector would only rescan them: a fifth of the time on large logs.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for record in records:
+            replayer.feed(record)
+            count += 1
+            if progress is not None and count % 10_000 == 0:
+                progress(10_000)
+    finally:
+        if collecting:
+            gc.enable()
     if progress is not None:
         progress(count % 10_000)
     return replayer.finish()
