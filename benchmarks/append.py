@@ -53,8 +53,8 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -62,10 +62,11 @@ from typing import Any, TextIO
 import msgspec
 import psycopg
 import sqlalchemy as sa
+from common import log, postgres_schema, shown_url
 
 from ledger import EventStore, MessageAppended, migration
 from ledger.config import Settings
-from ledger.database import WRITE, create_engine, normalize_url
+from ledger.database import WRITE, create_engine
 from ledger.schema import UTCDateTime
 
 STREAMS = 10
@@ -95,11 +96,6 @@ SQLITE_SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
 #: Performs ``n`` operations (appends or transactions) and returns the seconds they took.
 Runner = Callable[[int], float]
-
-
-def log(message: str) -> None:
-    """A progress line on stderr."""
-    print(message, file=sys.stderr, flush=True)
 
 
 # -- options and results -----------------------------------------------------------------------
@@ -527,24 +523,6 @@ def run_sqlite(opts: Options, settings: Settings, report: Report) -> None:
         report.results += run_cases("sqlite", stores, raw, batch, opts)
 
 
-@contextmanager
-def postgres_schema(base_url: str) -> Iterator[str]:
-    """A URL whose ``search_path`` is a schema made for this run and dropped afterwards."""
-    admin = sa.create_engine(normalize_url(base_url), isolation_level="AUTOCOMMIT")
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    log(f"postgresql: schema {schema}")
-    try:
-        url = admin.url.update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
-        log(f"postgresql: schema {schema} dropped")
-
-
 def postgres_settings(conn: psycopg.Connection[Any]) -> dict[str, str]:
     """The server settings that decide what a commit costs."""
     names = ("server_version", "fsync", "synchronous_commit", "wal_sync_method", "search_path")
@@ -600,11 +578,6 @@ def print_table(report: Report, out: TextIO) -> None:
             f"{r.baseline_rate:>14,.0f}{r.ratio:>7.2f}  {verdict}",
             file=out,
         )
-
-
-def shown_url(url: str | None) -> str | None:
-    """``url`` with any password masked."""
-    return None if url is None else sa.make_url(url).render_as_string(hide_password=True)
 
 
 def as_json(report: Report) -> str:

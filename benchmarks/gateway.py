@@ -48,15 +48,14 @@ import json
 import os
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -64,10 +63,11 @@ from typing import Any, TextIO
 import msgspec
 import psycopg
 import sqlalchemy as sa
+from common import log, postgres_schema, shown_url, source_revision
 
 from ledger import AsyncLedger, Ledger, MessageAppended, migration
 from ledger.config import Settings
-from ledger.database import WRITE, create_engine, normalize_url
+from ledger.database import WRITE, create_engine
 from ledger.schema import UTCDateTime
 
 CONCURRENCY = (1, 8, 32)
@@ -84,32 +84,6 @@ HEAD_SQL = "SELECT sequence FROM session_heads WHERE session_id = ?"
 
 #: Performs ``n`` operations; returns the seconds they took and each one's latency in seconds.
 Runner = Callable[[int], tuple[float, list[float]]]
-
-
-def log(message: str) -> None:
-    """A progress line on stderr."""
-    print(message, file=sys.stderr, flush=True)
-
-
-def source_revision() -> str:
-    """The commit this run measured (``+dirty`` with uncommitted changes), or ``unknown``."""
-    folder = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(folder), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+dirty" if changed else "")
 
 
 # -- options and results -----------------------------------------------------------------------
@@ -564,24 +538,6 @@ def run_sqlite(opts: Options, settings: Settings, report: Report) -> None:
         run_cases("sqlite", ledger, raw, head_read, opts, report)
 
 
-@contextmanager
-def postgres_schema(base_url: str) -> Iterator[str]:
-    """A URL whose ``search_path`` is a schema made for this run and dropped afterwards."""
-    admin = sa.create_engine(normalize_url(base_url), isolation_level="AUTOCOMMIT")
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    log(f"postgresql: schema {schema}")
-    try:
-        url = admin.url.update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
-        log(f"postgresql: schema {schema} dropped")
-
-
 def postgres_settings(conn: psycopg.Connection[Any]) -> dict[str, str]:
     """The server settings that decide what a commit costs."""
     names = ("server_version", "fsync", "synchronous_commit", "wal_sync_method", "commit_delay")
@@ -663,11 +619,6 @@ def print_table(report: Report, out: TextIO) -> None:
             f"{'':<22}{d['baseline_median_us']:>10,.1f}{d['baseline_p99_us']:>9,.1f}  {verdict}",
             file=out,
         )
-
-
-def shown_url(url: str | None) -> str | None:
-    """``url`` with any password masked."""
-    return None if url is None else sa.make_url(url).render_as_string(hide_password=True)
 
 
 def as_json(report: Report) -> str:

@@ -41,9 +41,7 @@ import argparse
 import json
 import multiprocessing
 import random
-import resource
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +49,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+from common import log, peak_rss_mib, source_revision
 
 from ledger import (
     EventStore,
@@ -120,37 +120,6 @@ WORDS = (
     ),
     *("notes", "ticket", "customer", "invoice", "budget", "travel", "flight", "hotel"),
 )
-
-
-def log(message: str) -> None:
-    """A progress line on stderr."""
-    print(message, file=sys.stderr, flush=True)
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident set size so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def source_revision() -> str:
-    """The commit this run measured (``+dirty`` with uncommitted changes), or ``unknown``."""
-    folder = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(folder), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+dirty" if changed else "")
 
 
 # -- options and results -----------------------------------------------------------------------
