@@ -102,9 +102,12 @@ def demo(url: str | None, turns: int, keys: int, seed: int, quick: bool, as_json
         f"reuse rate {result.reused / max(1, result.turns):.0%}; "
         f"commands {result.commands}; scheduler process wrote {result.foreign_writes} reminders"
     )
+    # The command as it was run (``.venv/bin/ledger`` after ``make demo``), so it pastes.
+    prog = sys.argv[0] if Path(sys.argv[0]).name == "ledger" else "ledger"
     console.print(
-        "explore: ledger sessions · ledger show SESSION_ID · ledger replay · "
-        f"ledger explain {result.keys[0]}"
+        f"explore: {prog} sessions · {prog} show SESSION_ID · {prog} replay · "
+        f"{prog} explain {result.keys[0]} --html timeline.html",
+        markup=False,
     )
 
 
