@@ -62,12 +62,11 @@ from typing import Any, TextIO
 import msgspec
 import psycopg
 import sqlalchemy as sa
-from common import log, postgres_schema, shown_url
+from common import log, postgres_schema, raw_table, shown_url
 
 from ledger import EventStore, MessageAppended, migration
 from ledger.config import Settings
 from ledger.database import WRITE, create_engine
-from ledger.schema import UTCDateTime
 
 STREAMS = 10
 BATCH_SIZE = 1000
@@ -234,31 +233,6 @@ class StreamCursor:
         first = self.heads[stream] + 1
         self.heads[stream] += size
         return stream, first
-
-
-def raw_table(metadata: sa.MetaData, name: str) -> sa.Table:
-    """A table shaped like ``ledger.schema.events``: same columns, types and indexes."""
-    return sa.Table(
-        name,
-        metadata,
-        sa.Column(
-            "position",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            primary_key=True,
-            autoincrement=True,
-        ),
-        sa.Column("stream", sa.String(300), nullable=False),
-        sa.Column("sequence", sa.BigInteger, nullable=False),
-        sa.Column("type", sa.String(100), nullable=False),
-        sa.Column("data", sa.LargeBinary, nullable=False),
-        sa.Column("event_id", sa.Uuid, nullable=False),
-        sa.Column("writer", sa.String(255), nullable=False),
-        sa.Column("recorded_at", UTCDateTime, nullable=False),
-        sa.Column("schema_version", sa.SmallInteger, nullable=False),
-        sa.UniqueConstraint("stream", "sequence", name=f"uq_{name}_stream_sequence"),
-        sa.UniqueConstraint("event_id", name=f"uq_{name}_event_id"),
-        sqlite_autoincrement=True,
-    )
 
 
 def insert_sql(table: str, marker: str) -> str:

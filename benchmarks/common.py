@@ -1,5 +1,5 @@
 """Helpers the benchmark scripts share: progress lines, the measured revision, peak memory,
-and a throw-away PostgreSQL schema per run."""
+a throw-away PostgreSQL schema per run, and the baseline table shaped like ``events``."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ledger.database import normalize_url
+from ledger.schema import UTCDateTime
 
-__all__ = ["log", "peak_rss_mib", "postgres_schema", "shown_url", "source_revision"]
+__all__ = ["log", "peak_rss_mib", "postgres_schema", "raw_table", "shown_url", "source_revision"]
 
 
 def log(message: str) -> None:
@@ -70,3 +71,28 @@ def postgres_schema(base_url: str) -> Iterator[str]:
 def shown_url(url: str | None) -> str | None:
     """``url`` with any password masked."""
     return None if url is None else sa.make_url(url).render_as_string(hide_password=True)
+
+
+def raw_table(metadata: sa.MetaData, name: str) -> sa.Table:
+    """A table shaped like ``ledger.schema.events``: same columns, types and indexes."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column(
+            "position",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        sa.Column("stream", sa.String(300), nullable=False),
+        sa.Column("sequence", sa.BigInteger, nullable=False),
+        sa.Column("type", sa.String(100), nullable=False),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+        sa.Column("event_id", sa.Uuid, nullable=False),
+        sa.Column("writer", sa.String(255), nullable=False),
+        sa.Column("recorded_at", UTCDateTime, nullable=False),
+        sa.Column("schema_version", sa.SmallInteger, nullable=False),
+        sa.UniqueConstraint("stream", "sequence", name=f"uq_{name}_stream_sequence"),
+        sa.UniqueConstraint("event_id", name=f"uq_{name}_event_id"),
+        sqlite_autoincrement=True,
+    )

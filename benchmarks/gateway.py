@@ -63,12 +63,11 @@ from typing import Any, TextIO
 import msgspec
 import psycopg
 import sqlalchemy as sa
-from common import log, postgres_schema, shown_url, source_revision
+from common import log, postgres_schema, raw_table, shown_url, source_revision
 
 from ledger import AsyncLedger, Ledger, MessageAppended, migration
 from ledger.config import Settings
 from ledger.database import WRITE, create_engine
-from ledger.schema import UTCDateTime
 
 CONCURRENCY = (1, 8, 32)
 SYNC_SESSIONS = 10
@@ -238,31 +237,6 @@ EVENT_TYPE = MessageAppended.__struct_config__.tag
 SCHEMA_VERSION = MessageAppended.schema_version
 
 
-def raw_table(metadata: sa.MetaData) -> sa.Table:
-    """A table shaped like ``ledger.schema.events``: same columns, types and indexes."""
-    return sa.Table(
-        RAW_TABLE,
-        metadata,
-        sa.Column(
-            "position",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            primary_key=True,
-            autoincrement=True,
-        ),
-        sa.Column("stream", sa.String(300), nullable=False),
-        sa.Column("sequence", sa.BigInteger, nullable=False),
-        sa.Column("type", sa.String(100), nullable=False),
-        sa.Column("data", sa.LargeBinary, nullable=False),
-        sa.Column("event_id", sa.Uuid, nullable=False),
-        sa.Column("writer", sa.String(255), nullable=False),
-        sa.Column("recorded_at", UTCDateTime, nullable=False),
-        sa.Column("schema_version", sa.SmallInteger, nullable=False),
-        sa.UniqueConstraint("stream", "sequence", name=f"uq_{RAW_TABLE}_stream_sequence"),
-        sa.UniqueConstraint("event_id", name=f"uq_{RAW_TABLE}_event_id"),
-        sqlite_autoincrement=True,
-    )
-
-
 def split(total: int, parts: int) -> list[int]:
     """``total`` operations in ``parts`` near-equal shares."""
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
@@ -389,7 +363,7 @@ def run_cases(
     """Every case on one backend, then the cache check; closes ``ledger`` at the end."""
     keys = [f"agent:main:bench:dm:{i}" for i in range(max(max(opts.concurrency), SYNC_SESSIONS))]
     sessions = [ledger.open_session(key, source="bench", model=MODEL) for key in keys]
-    table = raw_table(sa.MetaData())
+    table = raw_table(sa.MetaData(), RAW_TABLE)
     table.create(raw)
     aledger = AsyncLedger(ledger)
     try:

@@ -411,21 +411,7 @@ def measure_store(store: EventStore, opts: Options, report: Report) -> None:
         }
         return result.events
 
-    sides: list[tuple[str, Callable[[], int]]] = [("read", read), ("replay", replayed)]
-    seconds = {"read": 0.0, "replay": 0.0}
-    for index in range(opts.rounds):
-        for offset in range(len(sides)):
-            name, runner = sides[(index + offset) % len(sides)]
-            start = time.perf_counter()
-            count = runner()
-            took = time.perf_counter() - start
-            if count != total:
-                raise RuntimeError(f"{name} saw {count:,} events, the log holds {total:,}")
-            seconds[name] += took
-            log(
-                f"sqlite: round {index + 1}/{opts.rounds} {name}: {count:,} events in {took:.2f}s "
-                f"({count / took:,.0f} ev/s); peak RSS {peak_rss_mib():.1f} MiB"
-            )
+    seconds = interleave("sqlite", {"read": read, "replay": replayed}, opts.rounds, total)
     events = total * opts.rounds
     report.results += [
         Result(
@@ -439,6 +425,31 @@ def measure_store(store: EventStore, opts: Options, report: Report) -> None:
         ),
         Result("sqlite", "read_all (decode only)", events, seconds["read"]),
     ]
+
+
+def interleave(
+    source: str, sides: dict[str, Callable[[], int]], rounds: int, total: int
+) -> dict[str, float]:
+    """Run each side ``rounds`` times, rotating their order per round; seconds per side.
+
+    Every run must see all ``total`` events, or the figures would compare different work.
+    """
+    order = list(sides.items())
+    seconds = dict.fromkeys(sides, 0.0)
+    for index in range(rounds):
+        for offset in range(len(order)):
+            name, runner = order[(index + offset) % len(order)]
+            start = time.perf_counter()
+            count = runner()
+            took = time.perf_counter() - start
+            if count != total:
+                raise RuntimeError(f"{source} {name} saw {count:,} events, the log holds {total:,}")
+            seconds[name] += took
+            log(
+                f"{source}: round {index + 1}/{rounds} {name}: {count:,} events in {took:.2f}s "
+                f"({count / took:,.0f} ev/s); peak RSS {peak_rss_mib():.1f} MiB"
+            )
+    return seconds
 
 
 def measure_jsonl(store: EventStore, folder: Path, opts: Options, report: Report) -> None:
@@ -465,21 +476,7 @@ def measure_jsonl(store: EventStore, folder: Path, opts: Options, report: Report
         with path.open("rb") as lines:
             return run_replay(read_jsonl(lines, store.codec), "replay jsonl", total).events
 
-    sides: list[tuple[str, Callable[[], int]]] = [("read", read), ("replay", replayed)]
-    seconds = {"read": 0.0, "replay": 0.0}
-    for index in range(opts.rounds):
-        for offset in range(len(sides)):
-            name, runner = sides[(index + offset) % len(sides)]
-            start = time.perf_counter()
-            count = runner()
-            took = time.perf_counter() - start
-            if count != total:
-                raise RuntimeError(f"jsonl {name} saw {count:,} events, expected {total:,}")
-            seconds[name] += took
-            log(
-                f"jsonl: round {index + 1}/{opts.rounds} {name}: {count:,} events in {took:.2f}s "
-                f"({count / took:,.0f} ev/s); peak RSS {peak_rss_mib():.1f} MiB"
-            )
+    seconds = interleave("jsonl", {"read": read, "replay": replayed}, opts.rounds, total)
     events = total * opts.rounds
     report.results += [
         Result(
