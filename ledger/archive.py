@@ -226,14 +226,14 @@ class SegmentReader:
             )
             .subquery()
         )
-        self._all = sa.union_all(sa.select(live), sa.select(archived))
-        # Is there anything at all after ``upper``? One statement, so it sees one snapshot.
-        self._beyond = sa.select(
-            sa.or_(
-                sa.exists().where(e.c.position > sa.bindparam("upper")),
-                sa.exists().where(s.c.last_position > sa.bindparam("upper")),
-            )
-        )
+        # Where the next segment beyond the window starts: it comes from the SAME statement as
+        # the rows, so "nothing in this window" and "something further on" share one snapshot.
+        following = sa.select(
+            sa.literal("n").label("kind"),
+            sa.func.min(s.c.first_position).label("position"),
+            *[sa.null()] * 9,
+        ).where(s.c.first_position > sa.bindparam("upper"))
+        self._all = sa.union_all(sa.select(live), sa.select(archived), following)
         stream_live = (
             sa.select(*_event_columns())
             .where(e.c.stream == sa.bindparam("stream"), e.c.sequence >= sa.bindparam("first"))
@@ -269,8 +269,15 @@ class SegmentReader:
             found = conn.execute(self._all, {"after": after, "size": size, "upper": upper}).all()
             live: list[sa.Row[Any]] = []
             segments: list[sa.Row[Any]] = []
+            next_segment: int | None = None
             for row in found:  # index access: this loop runs once per event read
-                (live if row[0] == "e" else segments).append(row)
+                kind = row[0]
+                if kind == "e":
+                    live.append(row)
+                elif kind == "s":
+                    segments.append(row)
+                else:
+                    next_segment = row[1]
             if len(live) == size:
                 upper = min(upper, live[-1][1])
             # Live rows past the window are left for the next round even without segments in
@@ -290,11 +297,15 @@ class SegmentReader:
                 if segments:
                     merged.sort(key=lambda r: r.position)
                 return merged[:size]
-            if not live and not conn.execute(self._beyond, {"upper": upper}).scalar():
+            # Nothing in this window: its events were purged or compacted away, or the log ends
+            # here. Jump to just before the first event this same snapshot shows further on.
+            # Nothing can commit later below it: positions commit in ascending order, so every
+            # position under one that is visible is already final (committed or never used).
+            # (A segment overlapping the window without rows in it has rows beyond it.)
+            if not live and not segments and next_segment is None:
                 return []
-            # Nothing in this window (its events were purged or compacted away): move on one
-            # window at a time, so no segment between here and the next live row is passed over.
-            after = upper
+            ahead = [p for p in (live[0][1] if live else None, next_segment) if p is not None]
+            after = max(upper, min(ahead, default=upper + 1) - 1)
 
     def read_stream(
         self, conn: sa.Connection, stream: str, first: int, size: int

@@ -58,11 +58,13 @@ class LogReader:
 
     def last_position(self) -> int:
         """The highest position in the log (archived events included), 0 when it is empty."""
+        # One statement, so an archive or restore committing meanwhile is seen on both sides.
+        both = sa.select(
+            sa.select(sa.func.max(events_table.c.position)).scalar_subquery(),
+            sa.select(sa.func.max(archive_segments.c.last_position)).scalar_subquery(),
+        )
         with self.engine.connect() as conn:
-            live = conn.execute(sa.select(sa.func.max(events_table.c.position))).scalar()
-            archived = conn.execute(
-                sa.select(sa.func.max(archive_segments.c.last_position))
-            ).scalar()
+            live, archived = conn.execute(both).one()
         return max(int(live or 0), int(archived or 0))
 
     def read_stream(
