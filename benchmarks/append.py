@@ -64,9 +64,10 @@ import psycopg
 import sqlalchemy as sa
 from common import log, postgres_schema, raw_table, shown_url
 
-from ledger import EventStore, MessageAppended, migration
+from ledger import EventStore, MessageAppended
+from ledger.store import migration
 from ledger.config import Settings
-from ledger.database import WRITE, create_engine
+from ledger.store.database import WRITE, create_engine
 
 STREAMS = 10
 BATCH_SIZE = 1000

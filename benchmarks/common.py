@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ledger.database import normalize_url
+from ledger.store.database import normalize_url
 from ledger.schema import UTCDateTime
 
 __all__ = ["log", "peak_rss_mib", "postgres_schema", "raw_table", "shown_url", "source_revision"]

@@ -65,9 +65,10 @@ import psycopg
 import sqlalchemy as sa
 from common import log, postgres_schema, raw_table, shown_url, source_revision
 
-from ledger import AsyncLedger, Ledger, MessageAppended, migration
+from ledger import AsyncLedger, Ledger, MessageAppended
+from ledger.store import migration
 from ledger.config import Settings
-from ledger.database import WRITE, create_engine
+from ledger.store.database import WRITE, create_engine
 
 CONCURRENCY = (1, 8, 32)
 SYNC_SESSIONS = 10

@@ -33,6 +33,8 @@ import re
 from collections.abc import Sequence
 from typing import Any, Self
 
+from ledger.streams import session_stream
+
 __all__ = [
     "ConfigurationError",
     "CorruptSegmentError",
@@ -97,7 +99,7 @@ class SessionNotFoundError(StreamNotFoundError):
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
-        super().__init__(f"session-{session_id}")
+        super().__init__(session_stream(session_id))
         self.args = (f"Session {session_id!r} does not exist",)
 
     def __str__(self) -> str:
@@ -219,7 +221,16 @@ class CorruptSegmentError(LedgerError, ValueError):
 
 
 class DatabaseError(LedgerError, OSError):
-    """The database driver failed in a way the ledger does not map to a narrower error."""
+    """The database driver failed in a way the ledger does not map to a narrower error.
+
+    ``backend`` names the database (``SQLite``/``PostgreSQL``) when the failure came from one,
+    so "the connection dropped" says where it dropped.
+    """
+
+    def __init__(self, detail: str, *, backend: str | None = None) -> None:
+        self.detail = detail
+        self.backend = backend
+        super().__init__(f"{backend} error: {detail}" if backend else detail)
 
 
 class ProjectionError(LedgerError):

@@ -12,14 +12,21 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
-import sqlalchemy as sa
 
 from ledger import plugins
+from ledger._preconditions import (
+    LAST_LIVE,
+    active_session_in,
+    build_message,
+    check_reason,
+    require_new_message_ids,
+    require_open,
+    session_state,
+)
 from ledger.cache import AgentCache
 from ledger.config import Settings
 from ledger.errors import (
@@ -37,65 +44,18 @@ from ledger.events import (
     SessionTitled,
 )
 from ledger.records import AppendResult, RecordedEvent, StreamAppend
-from ledger.schema import events, session_heads, session_keys, transcript_messages
-from ledger.store import EventStore
+from ledger.store import EventStore, has_event
+from ledger.streams import key_stream, session_stream
 from ledger.views import SearchHit, SessionHead, SessionViews, TranscriptMessage
 
 __all__ = ["Ledger", "key_stream", "new_session_id", "session_stream"]
 
 _MAX_LINEAGE = 1000
 
-# Statements built once: constructing a Core statement per call costs more than running it.
-_STATE = sa.select(session_heads.c.state).where(session_heads.c.session_id == sa.bindparam("sid"))
-_ACTIVE = sa.select(session_keys.c.session_id).where(
-    session_keys.c.session_key == sa.bindparam("key")
-)
-_TAKEN = sa.select(transcript_messages.c.message_id).where(
-    transcript_messages.c.session_id == sa.bindparam("sid"),
-    transcript_messages.c.message_id.in_(sa.bindparam("ids", expanding=True)),
-)
-_LAST_LIVE = (
-    sa.select(transcript_messages.c.message_id)
-    .where(
-        transcript_messages.c.session_id == sa.bindparam("sid"),
-        transcript_messages.c.retracted_position.is_(None),
-    )
-    .order_by(transcript_messages.c.sequence.desc())
-    .limit(sa.bindparam("n"))
-)
-
-
-def session_stream(session_id: str) -> str:
-    """The stream of one session's content events."""
-    return f"session-{session_id}"
-
-
-def key_stream(session_key: str) -> str:
-    """The stream of one key's session switches."""
-    return f"key-{session_key}"
-
 
 def new_session_id() -> str:
     """A new session id that sorts by creation time: ``20261126_051941_3fa2c9d1``."""
     return dt.datetime.now(dt.UTC).strftime("%Y%m%d_%H%M%S_") + secrets.token_hex(4)
-
-
-def _message(session_id: str, fields: Mapping[str, Any]) -> MessageAppended:
-    """Build and validate a message from keyword fields; errors name the ``$.path``."""
-    data = {"message_id": uuid.uuid4().hex, **fields, "session_id": session_id}
-    data.pop("type", None)
-    content = data.get("content")
-    if isinstance(content, str) and not content.strip() and not data.get("tool_calls"):
-        raise InvalidArgumentError("content", content, "non-empty text (or tool_calls)")
-    for name in ("content", "reasoning"):
-        value = data.get(name)
-        if isinstance(value, str) and "\x00" in value:
-            # PostgreSQL text cannot hold NUL; refuse it on every backend alike.
-            raise InvalidArgumentError(name, value[:40], "text without NUL characters")
-    try:
-        return msgspec.convert(data, MessageAppended)
-    except msgspec.ValidationError as exc:
-        raise InvalidEventError("MessageAppended", str(exc)) from exc
 
 
 class Ledger:
@@ -127,23 +87,6 @@ class Ledger:
         """This ledger's writer id (``<hostname>:<pid>`` unless given)."""
         return self.store.writer
 
-    # -- checks inside a transaction -----------------------------------------------------------
-
-    def _state(self, conn: sa.Connection, session_id: str) -> str:
-        state = conn.execute(_STATE, {"sid": session_id}).scalar()
-        if state is None:
-            raise SessionNotFoundError(session_id)
-        return str(state)
-
-    def _open_state(self, conn: sa.Connection, session_id: str) -> None:
-        if self._state(conn, session_id) != "open":
-            raise SessionClosedError(session_id)
-
-    @staticmethod
-    def _active(conn: sa.Connection, session_key: str) -> str | None:
-        value = conn.execute(_ACTIVE, {"key": session_key}).scalar()
-        return None if value is None else str(value)
-
     # -- writes ------------------------------------------------------------------------------
 
     def open_session(
@@ -164,7 +107,7 @@ class Ledger:
         in one transaction. ``reason="compress"`` or ``"branch"`` with ``parent_session_id``
         links a child session to its parent. Returns the session id.
         """
-        _check_reason(reason)
+        check_reason(reason)
         session_id = session_id or new_session_id()
         fields = {
             "session_id": session_id,
@@ -182,8 +125,8 @@ class Ledger:
             raise InvalidEventError("SessionOpened", str(exc)) from exc
         with self.store.transaction() as conn:
             if parent_session_id is not None:
-                self._state(conn, parent_session_id)
-            previous = self._active(conn, session_key)
+                session_state(conn, parent_session_id)
+            previous = active_session_in(conn, session_key)
             switched = SessionSwitched(
                 session_key=session_key,
                 session_id=session_id,
@@ -208,11 +151,11 @@ class Ledger:
 
         A session purged by retention cannot become active again (its transcript is gone).
         """
-        _check_reason(reason)
+        check_reason(reason)
         with self.store.transaction() as conn:
-            if self._state(conn, session_id) == "purged":
+            if session_state(conn, session_id) == "purged":
                 raise SessionClosedError(session_id)
-            previous = self._active(conn, session_key)
+            previous = active_session_in(conn, session_key)
             if previous == session_id:
                 return None
             event = SessionSwitched(
@@ -235,7 +178,7 @@ class Ledger:
         **fields: Any,
     ) -> AppendResult:
         """Append one message (role user/assistant/tool/system) to an open session."""
-        message = _message(session_id, {"role": role, "content": content, **fields})
+        message = build_message(session_id, {"role": role, "content": content, **fields})
         ids = None if event_id is None else [event_id]
         given = [message.message_id] if "message_id" in fields else []
         return self._append(session_id, [message], expected_sequence, ids, given)
@@ -251,7 +194,7 @@ class Ledger:
         """Append several messages (mappings of message fields) in one transaction."""
         if not messages:
             raise InvalidArgumentError("messages", list(messages), "at least one message")
-        built = [_message(session_id, fields) for fields in messages]
+        built = [build_message(session_id, fields) for fields in messages]
         given = [m.message_id for m, f in zip(built, messages, strict=True) if "message_id" in f]
         return self._append(session_id, built, expected_sequence, event_ids, given)
 
@@ -275,27 +218,10 @@ class Ledger:
         with self.store.transaction() as conn:
             if event_ids is not None:
                 self.store.restore_archived(conn, {part.stream})
-            if event_ids is None or not self._already_stored(conn, rows[0]["event_id"]):
-                self._open_state(conn, session_id)
-                self._check_new_messages(conn, session_id, given_message_ids or [])
+            if event_ids is None or not has_event(conn, rows[0]["event_id"]):
+                require_open(conn, session_id)
+                require_new_message_ids(conn, session_id, given_message_ids or [])
             return self.store.append_in(conn, [part], [rows])[0]
-
-    @staticmethod
-    def _already_stored(conn: sa.Connection, event_id: uuid.UUID) -> bool:
-        found = conn.execute(sa.select(events.c.position).where(events.c.event_id == event_id))
-        return found.first() is not None
-
-    @staticmethod
-    def _check_new_messages(conn: sa.Connection, session_id: str, message_ids: list[str]) -> None:
-        """Refuse message ids that repeat in the batch or already exist in the session."""
-        if not message_ids:
-            return
-        taken = set(conn.execute(_TAKEN, {"sid": session_id, "ids": message_ids}).scalars())
-        repeated = {m for m, n in Counter(message_ids).items() if n > 1}
-        if taken or repeated:
-            raise InvalidArgumentError(
-                "message_id", sorted(taken | repeated)[0], f"an id not yet used in {session_id!r}"
-            )
 
     def retract_messages(
         self, session_id: str, count: int = 1, *, reason: str = "undo"
@@ -306,8 +232,8 @@ class Ledger:
         if reason not in ("undo", "retry"):
             raise InvalidArgumentError("reason", reason, "undo or retry")
         with self.store.transaction() as conn:
-            self._open_state(conn, session_id)
-            ids = list(conn.execute(_LAST_LIVE, {"sid": session_id, "n": count}).scalars())
+            require_open(conn, session_id)
+            ids = list(conn.execute(LAST_LIVE, {"sid": session_id, "n": count}).scalars())
             if len(ids) < count:
                 raise InvalidArgumentError(
                     "count", count, f"at most {len(ids)} (the live messages of {session_id!r})"
@@ -333,7 +259,7 @@ class Ledger:
         except msgspec.ValidationError as exc:
             raise InvalidEventError("SessionTitled", str(exc)) from exc
         with self.store.transaction() as conn:
-            if self._state(conn, session_id) == "purged":
+            if session_state(conn, session_id) == "purged":
                 raise SessionClosedError(session_id)
             part = StreamAppend(stream=session_stream(session_id), events=[event])
             return self.store.append_in(conn, [part])[0]
@@ -411,11 +337,3 @@ class Ledger:
     def cache(self, **options: Any) -> AgentCache:
         """An :class:`AgentCache` bound to this ledger (options as for ``AgentCache``)."""
         return AgentCache(self.store, **options)
-
-
-_REASONS = ("new", "reset", "resume", "branch", "compress")
-
-
-def _check_reason(reason: str) -> None:
-    if reason not in _REASONS:
-        raise InvalidArgumentError("reason", reason, " | ".join(_REASONS))

@@ -12,9 +12,9 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from ledger.database import AUTOCOMMIT_READ
 from ledger.errors import InvalidArgumentError
 from ledger.schema import session_heads, session_keys, transcript_messages
+from ledger.store.database import AUTOCOMMIT_READ
 
 __all__ = ["SearchHit", "SessionHead", "SessionViews", "TranscriptMessage"]
 

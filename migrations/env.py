@@ -12,7 +12,7 @@ import os
 import sqlalchemy as sa
 from alembic import context
 
-from ledger.migration import include_object
+from ledger.store.migration import include_object
 from ledger.schema import metadata
 
 config = context.config

@@ -15,11 +15,10 @@ import sqlalchemy as sa
 from ledger.events import SessionSwitched
 from ledger.records import RecordedEvent
 from ledger.schema import session_keys
+from ledger.streams import category
 from projections.base import Projection, select_by_keys, write_rows
 
-__all__ = ["KEY_PREFIX", "KeysProjection"]
-
-KEY_PREFIX = "key-"
+__all__ = ["KeysProjection"]
 
 
 class KeysProjection(Projection):
@@ -34,7 +33,7 @@ class KeysProjection(Projection):
         latest: dict[str, dict[str, Any]] = {}
         for record in records:
             event = record.event
-            if isinstance(event, SessionSwitched) and record.stream.startswith(KEY_PREFIX):
+            if isinstance(event, SessionSwitched) and category(record.stream) == "key":
                 latest[event.session_key] = {
                     "session_key": event.session_key,
                     "session_id": event.session_id,

@@ -27,11 +27,10 @@ from ledger.events import (
 )
 from ledger.records import RecordedEvent
 from ledger.schema import session_heads, session_tombstones, transcript_messages
+from ledger.streams import category, parse
 from projections.base import Projection, insert_statement, select_by_keys, write_rows
 
-__all__ = ["SESSION_PREFIX", "SessionsProjection"]
-
-SESSION_PREFIX = "session-"
+__all__ = ["SessionsProjection"]
 _json = msgspec.json.Encoder()
 
 
@@ -121,13 +120,13 @@ class SessionsProjection(Projection):
 
     def apply(self, conn: sa.Connection, records: Sequence[RecordedEvent]) -> None:
         heads_table = self.table("session_heads")
-        mine = [r for r in records if r.stream.startswith(SESSION_PREFIX)]
+        mine = [r for r in records if category(r.stream) == "session"]
         if not mine:
             return
-        session_ids = {r.stream[len(SESSION_PREFIX) :] for r in mine}
+        session_ids = {parse(r.stream)[1] for r in mine}
         if len(session_ids) == 1 and self._append_only(conn, session_ids.pop(), mine):
             return
-        session_ids = {r.stream[len(SESSION_PREFIX) :] for r in mine}
+        session_ids = {parse(r.stream)[1] for r in mine}
         query = select_by_keys(heads_table, "session_id")
         loaded = {
             row["session_id"]: dict(row)
@@ -136,7 +135,7 @@ class SessionsProjection(Projection):
         heads = {sid: dict(row) for sid, row in loaded.items()}
         pending: list[dict[str, Any]] = []
         for record in mine:
-            session_id = record.stream[len(SESSION_PREFIX) :]
+            session_id = parse(record.stream)[1]
             head = heads.get(session_id)
             if head is None:
                 head = heads[session_id] = _new_head(session_id, record)

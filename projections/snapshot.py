@@ -16,23 +16,16 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from ledger.compaction import CompactionReport
-from ledger.schema import archive_segments, events, projection_snapshots
-from ledger.store import EventStore
+from ledger.maintenance import CompactionReport
+from ledger.schema import projection_snapshots
+from ledger.store import EventStore, log_end
 from projections.base import Projection
 from projections.registry import all_projections
 
-__all__ = ["load_snapshot", "log_end", "snapshot"]
+__all__ = ["load_snapshot", "snapshot"]
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(dict[str, list[dict[str, Any]]])
-
-
-def log_end(conn: sa.Connection) -> int:
-    """The highest position in the log, archived events included."""
-    live = conn.execute(sa.select(sa.func.max(events.c.position))).scalar() or 0
-    archived = conn.execute(sa.select(sa.func.max(archive_segments.c.last_position))).scalar()
-    return max(int(live), int(archived or 0))
 
 
 def snapshot(store: EventStore, *, dry_run: bool = False, **_: Any) -> CompactionReport:

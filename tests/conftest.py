@@ -36,7 +36,7 @@ def _postgres_base_url() -> str:
 @pytest.fixture(scope="session")
 def postgres_admin() -> Iterator[sa.Engine]:
     """An engine on the PostgreSQL test database, for creating and dropping test schemas."""
-    from ledger.database import normalize_url
+    from ledger.store.database import normalize_url
 
     engine = sa.create_engine(normalize_url(_postgres_base_url()), isolation_level="AUTOCOMMIT")
     try:

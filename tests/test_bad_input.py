@@ -21,6 +21,7 @@ from ledger import (
     EventDecodeError,
     EventStore,
     EventTooLargeError,
+    InvalidArgumentError,
     InvalidEventError,
     LedgerError,
     StreamAppend,
@@ -176,9 +177,8 @@ def test_expected_sequence_must_be_a_non_negative_int(seeded: EventStore, expect
     with (
         writes_nothing(seeded),
         pytest.raises(
-            InvalidEventError,
-            match=rf"^Invalid event 'expected_sequence': {expected!r} must be None or an "
-            r"integer >= 0$",
+            InvalidArgumentError,
+            match=rf"^Invalid expected_sequence {expected!r}: expected None or an integer >= 0$",
         ),
     ):
         seeded.append("session-a", [controls.message()], expected_sequence=expected)
@@ -189,7 +189,8 @@ def test_event_ids_must_match_the_event_count(seeded: EventStore) -> None:
     with (
         writes_nothing(seeded),
         pytest.raises(
-            InvalidEventError, match=r"^Invalid event 'event_ids': 2 event_ids given for 1 events$"
+            InvalidArgumentError,
+            match=r"^Invalid event_ids '2 ids': expected one per event \(1\)$",
         ),
     ):
         seeded.append("session-a", [controls.message()], event_ids=[uuid.uuid4(), uuid.uuid4()])
@@ -199,7 +200,7 @@ def test_event_id_must_be_a_uuid(seeded: EventStore) -> None:
     """An event_id that does not parse as a UUID is refused."""
     with (
         writes_nothing(seeded),
-        pytest.raises(InvalidEventError, match=r"^Invalid event 'event_id': 'nope' is not a UUID$"),
+        pytest.raises(InvalidArgumentError, match=r"^Invalid event_id 'nope': expected a UUID$"),
     ):
         seeded.append("session-a", [controls.message()], event_ids=["nope"])
 
@@ -210,8 +211,8 @@ def test_stream_name_must_be_1_to_300_characters(seeded: EventStore, stream: str
     with (
         writes_nothing(seeded),
         pytest.raises(
-            InvalidEventError,
-            match=r"^Invalid event 'stream': stream name .* must be 1\.\.300 char",
+            InvalidArgumentError,
+            match=r"^Invalid stream '.*': expected a name of 1\.\.300 characters$",
         ),
     ):
         seeded.append(stream, [controls.message()])

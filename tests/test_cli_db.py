@@ -7,7 +7,7 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from ledger import migration
+from ledger.store import migration
 from ledger.cli import cli
 
 

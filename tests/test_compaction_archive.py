@@ -17,9 +17,9 @@ from click.testing import CliRunner
 
 from ledger import AgentCache, Ledger, LedgerError
 from ledger.cli import cli
-from ledger.compaction import archive, restore
+from ledger.maintenance import archive, restore
 from ledger.config import Settings
-from ledger.facade import key_stream, session_stream
+from ledger.streams import key_stream, session_stream
 from ledger.schema import archive_segments, events, streams
 from tests.compaction_support import (
     AGE,

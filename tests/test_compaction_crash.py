@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ledger import EventStore, Ledger, compaction
-from ledger.compaction import archive, restore, retention
+from ledger import EventStore, Ledger
+from ledger.maintenance import _jobs as compaction
+from ledger.maintenance import archive, restore, retention
 from ledger.config import Settings
 from ledger.facade import session_stream
 from ledger.schema import archive_segments, events, session_tombstones, streams

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from ledger import InvalidArgumentError, Ledger, SessionClosedError
 from ledger.cli import cli
-from ledger.compaction import (
+from ledger.maintenance import (
     archive,
     compact_keys,
     history,

@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from ledger import EventStore, Ledger
-from ledger.compaction import archive, compact_keys
+from ledger.maintenance import archive, compact_keys
 from ledger.config import Settings
-from ledger.facade import session_stream
+from ledger.streams import session_stream
 from ledger.replay import replay
 from projections.snapshot import snapshot
 from tests.compaction_support import AGE, archived_streams, dump_all, let_age, verify_all

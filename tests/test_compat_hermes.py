@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from ledger.compat.hermes import PENDING, guard, make_entry, refresh_message_count
+from ledger.hermes.guard import PENDING, guard, make_entry, refresh_message_count
 
 
 def test_make_entry_is_a_4_tuple() -> None:

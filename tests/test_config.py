@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger import ConfigurationError, EventStore, migration
+from ledger import ConfigurationError, EventStore
+from ledger.store import migration
 from ledger.config import Settings
 
 LEDGER_VARIABLES = (

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from ledger import Ledger
 from ledger.cli import cli
-from ledger.demo import run_demo
+from ledger.cli._demo import run_demo
 
 pytestmark = pytest.mark.slow
 

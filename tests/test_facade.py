@@ -340,11 +340,11 @@ def test_append_message_with_the_same_event_id_is_stored_once(ledger: Ledger) ->
     assert head_of(ledger, session_id) == (2, 1)
 
 
-def test_append_message_with_a_malformed_event_id_raises_invalid_event(ledger: Ledger) -> None:
-    """An ``event_id`` that is not a UUID is a typed ``InvalidEventError``, with no writes."""
+def test_append_message_with_a_malformed_event_id_raises_invalid_argument(ledger: Ledger) -> None:
+    """An ``event_id`` that is not a UUID is a typed ``InvalidArgumentError``, with no writes."""
     session_id = ledger.open_session(KEY)
     before = count_events(ledger)
-    with pytest.raises(InvalidEventError, match="not a UUID"):
+    with pytest.raises(InvalidArgumentError, match=r"^Invalid event_id 'not-a-uuid': expected a UUID$"):
         ledger.append_message(session_id, "user", "hello", event_id="not-a-uuid")
     assert count_events(ledger) == before
 
@@ -428,13 +428,13 @@ def test_append_messages_with_one_invalid_message_writes_none(ledger: Ledger) ->
     assert ledger.transcript(session_id) == []
 
 
-def test_append_messages_with_an_empty_event_id_list_raises_invalid_event(
+def test_append_messages_with_an_empty_event_id_list_raises_invalid_argument(
     ledger: Ledger,
 ) -> None:
-    """``event_ids`` of the wrong length is a typed ``InvalidEventError``, with no writes."""
+    """``event_ids`` of the wrong length is a typed ``InvalidArgumentError``, with no writes."""
     session_id = ledger.open_session(KEY)
     before = count_events(ledger)
-    with pytest.raises(InvalidEventError, match="event_ids"):
+    with pytest.raises(InvalidArgumentError, match=r"^Invalid event_ids '0 ids'"):
         ledger.append_messages(session_id, [{"role": "user", "content": "a"}], event_ids=[])
     assert count_events(ledger) == before
 

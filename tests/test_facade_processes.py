@@ -16,7 +16,7 @@ import pytest
 
 from ledger import Ledger
 from ledger.config import Settings
-from ledger.facade import session_stream
+from ledger.streams import session_stream
 
 CTX = multiprocessing.get_context("spawn")
 #: Longest any single wait (start barrier, result, join) may take before the test fails.

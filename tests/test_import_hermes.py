@@ -25,7 +25,7 @@ from ledger import (
     SessionSwitched,
 )
 from ledger.config import Settings
-from ledger.importer import ImportSummary, count_hermes_messages, import_hermes
+from ledger.hermes._importer import ImportSummary, count_hermes_messages, import_hermes
 from ledger.schema import events as events_table
 from tests import hermes_fixture
 from tests.hermes_fixture import CLI_KEY, DISCORD_KEY, TELEGRAM_KEY, add_message

@@ -19,9 +19,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from ledger import EventStore, SchemaNotCurrentError, migration
+from ledger import EventStore, SchemaNotCurrentError
+from ledger.store import migration
 from ledger.config import Settings
-from ledger.database import create_engine
+from ledger.store.database import create_engine
 from ledger.schema import metadata
 
 LEDGER_TABLES = set(metadata.tables)

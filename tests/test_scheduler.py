@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from ledger import ConfigurationError, EventStore
-from ledger.compaction import run_job
-from ledger.scheduler import EPOCH, JobSpec, load_schedule, scheduled_time
+from ledger.maintenance import run_job
+from ledger.maintenance.scheduler import EPOCH, JobSpec, load_schedule, scheduled_time
 from ledger.schema import compaction_runs
 
 

@@ -12,14 +12,14 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from ledger.cli import cli, emit_json, json_option, open_store, progress_bar, url_option
-from ledger.compaction import CompactionReport, history, parse_duration, restore, run_job
-from ledger.scheduler import build_scheduler, describe_jobs, load_schedule
+from ledger.cli._common import emit_json, json_option, open_store, progress_bar, url_option
+from ledger.maintenance import CompactionReport, history, parse_duration, restore, run_job
+from ledger.maintenance.scheduler import build_scheduler, describe_jobs, load_schedule
 
 __all__ = ["compact", "scheduler"]
 
 
-@cli.group()
+@click.group()
 def compact() -> None:
     """Archive, purge, compact and vacuum: keep the store small without losing anything."""
 
@@ -138,7 +138,7 @@ def history_command(url: str | None, as_json: bool, job: str | None, limit: int)
         )
 
 
-@cli.group()
+@click.group()
 def scheduler() -> None:
     """Run the compaction jobs on a schedule (APScheduler, one run per schedule across hosts)."""
 

@@ -16,11 +16,14 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from ledger.database import WRITE
+from ledger.errors import SchemaNotCurrentError
+from ledger.store._errors import translate_error
+from ledger.store.database import WRITE, is_sqlite
 
 __all__ = [
     "current_revision",
     "downgrade",
+    "ensure_schema",
     "head_revision",
     "include_object",
     "known_revisions",
@@ -93,3 +96,25 @@ def downgrade(engine: sa.Engine, revision: str) -> None:
         conn.execution_options(**{WRITE: True})
         with conn.begin():
             command.downgrade(_config(conn), revision)
+
+
+def ensure_schema(engine: sa.Engine) -> None:
+    """Migrate SQLite to the head; require PostgreSQL to be there already.
+
+    A database at a revision this code does not know (written by a newer version) is refused
+    on both, rather than half-understood. Driver errors (server down, file unreadable) come out
+    as :class:`DatabaseError`.
+    """
+    head = head_revision()
+    try:
+        current = current_revision(engine)
+        if current == head:
+            return
+        if current is not None and current not in known_revisions():
+            raise SchemaNotCurrentError(current, head)
+        if is_sqlite(engine):
+            upgrade(engine)
+            return
+    except sa.exc.DBAPIError as exc:
+        raise translate_error(exc) from exc
+    raise SchemaNotCurrentError(current, head)

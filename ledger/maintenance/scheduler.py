@@ -36,8 +36,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from ledger.compaction import history, jobs, parse_duration, run_job
 from ledger.errors import ConfigurationError
+from ledger.maintenance import history, jobs, parse_duration, run_job
 from ledger.schema import apscheduler_jobs
 from ledger.store import EventStore, default_writer
 

@@ -14,12 +14,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ledger.archive import SegmentReader, StoredRow
 from ledger.codec import Codec
 from ledger.records import RecordedEvent
-from ledger.schema import archive_segments
-from ledger.schema import events as events_table
 from ledger.schema import streams as streams_table
+from ledger.store._archive import SegmentReader, StoredRow
+from ledger.store._log import log_end
 
 __all__ = ["READ_BATCH", "LogReader"]
 
@@ -58,14 +57,8 @@ class LogReader:
 
     def last_position(self) -> int:
         """The highest position in the log (archived events included), 0 when it is empty."""
-        # One statement, so an archive or restore committing meanwhile is seen on both sides.
-        both = sa.select(
-            sa.select(sa.func.max(events_table.c.position)).scalar_subquery(),
-            sa.select(sa.func.max(archive_segments.c.last_position)).scalar_subquery(),
-        )
         with self.engine.connect() as conn:
-            live, archived = conn.execute(both).one()
-        return max(int(live or 0), int(archived or 0))
+            return log_end(conn)
 
     def read_stream(
         self, stream: str, from_sequence: int = 1, *, batch_size: int = READ_BATCH

@@ -25,10 +25,11 @@ import msgspec
 import sqlalchemy as sa
 
 from ledger.config import Settings
-from ledger.database import create_engine
 from ledger.events import MessageAppended, SessionOpened
 from ledger.replay import replay
 from ledger.store import EventStore
+from ledger.store.database import create_engine
+from ledger.streams import session_stream
 from ledger.views import SessionViews
 
 __all__ = ["BenchReport", "run_bench"]
@@ -106,7 +107,7 @@ def run_bench(url: str | None = None, *, singles: int = 500, batches: int = 10) 
             target, writer="bench", settings=settings, inline_projections=()
         ) as store:
             store.append(
-                "session-bench",
+                session_stream("bench"),
                 [
                     SessionOpened(
                         session_id="bench", session_key="bench", source="cli", reason="new"
@@ -117,12 +118,12 @@ def run_bench(url: str | None = None, *, singles: int = 500, batches: int = 10) 
 
             def ledger_singles() -> None:
                 for _ in range(singles):
-                    store.append("session-bench", [_message("bench", next(counter))])
+                    store.append(session_stream("bench"), [_message("bench", next(counter))])
 
             def ledger_batches() -> None:
                 for _ in range(batches):
                     events = [_message("bench", next(counter)) for _ in range(1000)]
-                    store.append("session-bench", events)
+                    store.append(session_stream("bench"), events)
 
             single = _rate(singles, ledger_singles)
             single_base = _rate(singles, core_singles)

@@ -1,15 +1,7 @@
 """Replay a log and show, turn by turn, what each cache guard would decide and whether it was right.
 
-Three guards run side by side over the same turns (DESIGN §8):
-
-``legacy``
-    a ``(signature, message_count)`` snapshot per key, compared with the live count of the
-    key's active session and re-baselined from it after each turn (the behaviour before the
-    upstream fix);
-``hermes``
-    the 4-tuple fix of :mod:`ledger.compat.hermes`;
-``ledger``
-    :func:`ledger.cache.decide`, the decision table of :class:`ledger.AgentCache`.
+The guards (``legacy``, ``hermes``, ``ledger``) are objects in ``_guards``; they run side by
+side over the same turns.
 
 A *turn* is a run of events by one writer on its key's active session that starts with a
 ``user`` message. Each writer with turns gets its own simulated cache: its guard runs before the
@@ -31,10 +23,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
-from ledger.cache import decide
-from ledger.compat import hermes
 from ledger.events import (
     MessageAppended,
     MessagesRetracted,
@@ -43,6 +31,15 @@ from ledger.events import (
     SessionSwitched,
 )
 from ledger.records import RecordedEvent
+from ledger.replay._guards import GUARD_TYPES, GUARDS, Guard, Live
+from ledger.replay._reports import (
+    GuardDecision,
+    GuardTotals,
+    KeyReport,
+    ReplayReport,
+    TimelineEntry,
+)
+from ledger.streams import category
 
 __all__ = [
     "GUARDS",
@@ -53,62 +50,6 @@ __all__ = [
     "TimelineEntry",
     "replay",
 ]
-
-GUARDS = ("legacy", "hermes", "ledger")
-
-
-class GuardTotals(msgspec.Struct, kw_only=True):
-    """Per guard: turns seen, agents built (first builds and rebuilds), and its mistakes."""
-
-    turns: int = 0
-    builds: int = 0
-    rebuilds: int = 0
-    false_busts: int = 0
-    missed_changes: int = 0
-
-    def add(self, other: GuardTotals) -> None:
-        """Add ``other``'s counts to these."""
-        for name in self.__struct_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-class GuardDecision(msgspec.Struct, frozen=True, kw_only=True):
-    """One guard's decision at one turn, and how it compares with the ground truth."""
-
-    action: str
-    reason: str
-    verdict: str  # ok | false_bust | missed_change | build
-
-
-class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One event of a key's timeline; turns carry the three guards' decisions."""
-
-    position: int
-    recorded_at: dt.datetime
-    writer: str
-    session_id: str
-    kind: str
-    detail: str
-    needed: bool | None = None
-    why: str | None = None
-    decisions: dict[str, GuardDecision] | None = None
-
-
-class KeyReport(msgspec.Struct, kw_only=True):
-    """Totals of one key, and its timeline when it was asked for."""
-
-    session_key: str
-    guards: dict[str, GuardTotals]
-    timeline: list[TimelineEntry] = msgspec.field(default_factory=list)
-
-
-class ReplayReport(msgspec.Struct, kw_only=True):
-    """Totals per guard over every key, plus per-key detail."""
-
-    events: int
-    turns: int
-    guards: dict[str, GuardTotals]
-    keys: dict[str, KeyReport]
 
 
 @dataclass(slots=True)
@@ -132,9 +73,7 @@ class _Cache:
     """One writer's simulated caches: each guard's entry per key, and what it has seen."""
 
     writer: str
-    legacy: dict[str, tuple[Any, int]] = field(default_factory=dict)
-    hermes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    ledger: dict[str, tuple[Any, dict[str, int]]] = field(default_factory=dict)
+    guards: dict[str, Guard]
     #: The ideal cache (ground truth), kept apart from the guards so any subset can run.
     truth: dict[str, tuple[Any, dict[str, int]]] = field(default_factory=dict)
     seen: dict[str, _Seen] = field(default_factory=dict)
@@ -205,7 +144,7 @@ class _Replayer:
             self._note(record, event.session_key, event.session_id, "switch", event.reason)
             return
         session_id = getattr(event, "session_id", None)
-        if session_id is None or not record.stream.startswith("session-"):
+        if session_id is None or category(record.stream) != "session":
             return
         is_user = isinstance(event, MessageAppended) and event.role == "user"
         continues = isinstance(event, MessageAppended) and not is_user
@@ -259,7 +198,8 @@ class _Replayer:
     ) -> None:
         cache = self.caches.get(record.writer)
         if cache is None:
-            cache = self.caches[record.writer] = _Cache(record.writer)
+            guards: dict[str, Guard] = {name: GUARD_TYPES[name]() for name in self.guards}
+            cache = self.caches[record.writer] = _Cache(record.writer, guards)
         ident = (record.writer, key)
         previous = self.turns.get(ident)
         if previous is not None:
@@ -272,8 +212,16 @@ class _Replayer:
         baselines = {} if ideal is None else ideal[1]
         baselines[session_id] = session.sequence
         cache.truth[key] = (session.model if needed or ideal is None else ideal[0], baselines)
+        seen = cache.seen.get(session_id) or _Seen()
+        live = Live(
+            signature=session.model,
+            message_count=session.message_count,
+            sequence=session.sequence,
+            retracted=seen.retracted,
+            foreign=seen.foreign,
+        )
         decisions = {
-            name: self._guard(name, cache, key, session_id, session) for name in self.guards
+            name: guard.check(key, session_id, live) for name, guard in cache.guards.items()
         }
         cache.seen[session_id] = _Seen()
         if not self.wanted(key):
@@ -325,41 +273,6 @@ class _Replayer:
             return True, "another writer wrote"
         return False, None
 
-    def _guard(
-        self, name: str, cache: _Cache, key: str, session_id: str, session: _Session
-    ) -> tuple[str, str]:
-        sig, count, sequence = session.model, session.message_count, session.sequence
-        if name == "legacy":
-            legacy = cache.legacy.get(key)
-            if legacy is None or legacy[0] != sig or legacy[1] != count:
-                cache.legacy[key] = (sig, count)
-                return ("miss", "miss") if legacy is None else ("rebuild", "count_changed")
-            return "reuse", "hit"
-        if name == "hermes":
-            tup = cache.hermes.get(key)
-            if tup is None or tup[1] != sig:
-                cache.hermes[key] = hermes.make_entry(None, sig, count, session_id)
-                return ("miss", "miss") if tup is None else ("rebuild", "signature_changed")
-            if hermes.guard(tup, session_id, count) == "rebuild":
-                cache.hermes[key] = hermes.make_entry(None, sig, count, session_id)
-                return "rebuild", "count_changed"
-            return "reuse", "hit" if tup[3] == session_id else "other_session"
-        entry = cache.ledger.get(key)
-        seen = cache.seen.get(session_id) or _Seen()
-        action, reason = decide(
-            has_entry=entry is not None,
-            signature_matches=entry is not None and entry[0] == sig,
-            baseline=None if entry is None else entry[1].get(session_id),
-            live=sequence,
-            between=lambda _low, _high: (
-                "retracted" if seen.retracted else "foreign_write" if seen.foreign else "own_write"
-            ),
-        )
-        baselines = {} if entry is None else entry[1]
-        baselines[session_id] = sequence
-        cache.ledger[key] = (sig, baselines)
-        return action, reason
-
     def _end_turns(self, ends: Callable[[_Turn], bool], turns: list[_Turn] | None = None) -> None:
         for turn in list(self.turns.values()) if turns is None else turns:
             if ends(turn):
@@ -371,18 +284,12 @@ class _Replayer:
     def _rebaseline(self, turn: _Turn) -> None:
         cache = self.caches[turn.writer]
         session = self.sessions[turn.session_id]
-        legacy = cache.legacy.get(turn.key)
-        if legacy is not None:
-            cache.legacy[turn.key] = (legacy[0], session.message_count)
-        tup = cache.hermes.get(turn.key)
-        if tup is not None:
-            refreshed = hermes.refresh_message_count(tup, turn.session_id, session.message_count)
-            assert isinstance(refreshed, tuple)
-            cache.hermes[turn.key] = refreshed
-        for entries in (cache.ledger, cache.truth):
-            entry = entries.get(turn.key)
-            if entry is not None:
-                entry[1][turn.session_id] = session.sequence
+        live = Live(session.model, session.message_count, session.sequence)
+        for guard in cache.guards.values():
+            guard.rebaseline(turn.key, turn.session_id, live)
+        truth = cache.truth.get(turn.key)
+        if truth is not None:
+            truth[1][turn.session_id] = session.sequence
         cache.seen[turn.session_id] = _Seen()
 
     def finish(self) -> ReplayReport:

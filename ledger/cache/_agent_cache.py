@@ -30,62 +30,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-import sqlalchemy as sa
-
+from ledger.cache._decision import RETRACTION, Action, Reason, Verdict, decide
 from ledger.errors import InvalidArgumentError
 from ledger.records import AppendResult
-from ledger.schema import events
-from ledger.store import EventStore
+from ledger.store import EventStore, kinds_between
+from ledger.streams import session_stream
 from ledger.views import SessionViews
 
-__all__ = ["AgentCache", "CacheDecision", "decide"]
-
-Action = Literal["reuse", "rebuild", "miss"]
-Reason = Literal[
-    "miss",
-    "signature_changed",
-    "switch",
-    "hit",
-    "own_write",
-    "foreign_write",
-    "retracted",
-    "regressed",
-]
-RETRACTION = "MessagesRetracted"
-
-
-Verdict = Literal["own_write", "foreign_write", "retracted"]
-
-
-def decide(
-    *,
-    has_entry: bool,
-    signature_matches: bool,
-    baseline: int | None,
-    live: int | None,
-    between: Callable[[int, int], Verdict],
-) -> tuple[Action, Reason]:
-    """The decision table of DESIGN §7 as a pure function (shared with ``ledger replay``).
-
-    ``between(baseline, live)`` classifies the events after the baseline up to the live head;
-    it is only called when the head moved forward.
-    """
-    if not has_entry:
-        return "miss", "miss"
-    if not signature_matches:
-        return "rebuild", "signature_changed"
-    if baseline is None:
-        return "reuse", "switch"
-    if live is None or live < baseline:
-        return "rebuild", "regressed"
-    if live == baseline:
-        return "reuse", "hit"
-    verdict = between(baseline, live)
-    if verdict == "own_write":
-        return "reuse", "own_write"
-    return "rebuild", verdict
+__all__ = ["AgentCache", "CacheDecision"]
 
 
 class _HasStore(Protocol):
@@ -153,16 +107,6 @@ class AgentCache:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
-        e = events
-        self._between = (
-            sa.select(e.c.type, e.c.writer)
-            .where(
-                e.c.stream == sa.bindparam("stream"),
-                e.c.sequence > sa.bindparam("low"),
-                e.c.sequence <= sa.bindparam("high"),
-            )
-            .order_by(e.c.sequence)
-        )
 
     # -- the per-turn decision -------------------------------------------------------------
 
@@ -221,10 +165,9 @@ class AgentCache:
 
     def _classify(self, session_id: str, low: int, high: int) -> Verdict:
         """Look at the events between a baseline and the live head."""
-        stream = f"session-{session_id}"
+        stream = session_stream(session_id)
         with self.event_store.engine.connect() as conn:
-            found = conn.execute(self._between, {"stream": stream, "low": low, "high": high})
-            rows: list[tuple[str, str]] = [(row.type, row.writer) for row in found]
+            rows = kinds_between(conn, stream, low, high)
         if len(rows) != high - low:
             # Not all in the live table: the stream is archived; read it where it is.
             rows = [
@@ -284,7 +227,7 @@ class AgentCache:
         and the append must be this cache's own and no retraction, otherwise the baseline stays
         where it is, so the next :meth:`check` sees them and rebuilds.
         """
-        stream = f"session-{session_id}"
+        stream = session_stream(session_id)
         results = [result] if isinstance(result, AppendResult) else list(result)
         mine = [r for r in results if r.stream == stream and r.sequences]
         if not mine:

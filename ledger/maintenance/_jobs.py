@@ -25,39 +25,42 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 import sqlalchemy as sa
 
 from ledger import plugins
-from ledger.archive import archive_stream, restore_stream
-from ledger.errors import DatabaseError, InvalidArgumentError, SessionNotFoundError
+from ledger.errors import InvalidArgumentError, SessionNotFoundError
 from ledger.records import RecordedEvent
 from ledger.schema import (
-    archive_segments,
-    compaction_runs,
-    events,
     projection_snapshots,
     session_heads,
     session_keys,
     session_tombstones,
-    streams,
 )
-from ledger.store import EventStore
+from ledger.store import (
+    EventStore,
+    archive_stream,
+    drop_old_key_switches,
+    old_key_switches,
+    purge_stream,
+    restore_stream,
+    segment_size,
+    session_stream_is_live,
+)
+from ledger.streams import session_stream
 
 __all__ = [
     "JOBS",
     "CompactionReport",
-    "RunRecord",
+    "Progress",
     "archive",
     "compact_keys",
-    "history",
-    "jobs",
+    "database_bytes",
     "parse_duration",
     "restore",
     "retention",
-    "run_job",
     "vacuum",
 ]
 
@@ -122,8 +125,7 @@ def archive(
         condition = sa.or_(condition, h.c.updated_at < _now() - older_than)
     query = (
         sa.select(h.c.session_id)
-        .join(streams, streams.c.stream == sa.literal("session-") + h.c.session_id)
-        .where(condition, h.c.state != "purged", streams.c.archived.is_(sa.false()))
+        .where(condition, h.c.state != "purged", session_stream_is_live(h.c.session_id))
         .order_by(h.c.updated_at)
     )
     if limit is not None:
@@ -133,7 +135,7 @@ def archive(
     report = CompactionReport(job="archive", dry_run=dry_run)
     for session_id in candidates:
         with store.transaction() as conn:
-            info = archive_stream(conn, f"session-{session_id}", dry_run=dry_run)
+            info = archive_stream(conn, session_stream(session_id), dry_run=dry_run)
         if info is not None:
             report.sessions += 1
             report.events += info.events
@@ -147,20 +149,15 @@ def archive(
 def restore(store: EventStore, session_id: str, *, dry_run: bool = False) -> CompactionReport:
     """Bring an archived session back into the live table, byte-for-byte."""
     report = CompactionReport(job="restore", dry_run=dry_run)
-    stream = f"session-{session_id}"
+    stream = session_stream(session_id)
     with store.transaction() as conn:
-        segment = conn.execute(
-            sa.select(archive_segments.c.event_count, archive_segments.c.raw_bytes).where(
-                archive_segments.c.stream == stream
-            )
-        ).first()
+        segment = segment_size(conn, stream)
         if segment is None:
             if store.head_sequence(stream) == 0:
                 raise SessionNotFoundError(session_id)
             report.details.append(f"{session_id} is not archived")
             return report
-        report.sessions, report.events = 1, int(segment.event_count)
-        report.bytes_after = int(segment.raw_bytes)
+        report.sessions, (report.events, report.bytes_after) = 1, segment
         if not dry_run:
             restore_stream(conn, stream)
     return report
@@ -197,7 +194,7 @@ def retention(
     report = CompactionReport(job="retention", dry_run=dry_run)
     forgetters = _forgetters()
     for session_id in candidates:
-        stream = f"session-{session_id}"
+        stream = session_stream(session_id)
         with store.transaction() as conn:
             # Under the append lock, ask again: an append since the scan makes it young.
             if conn.execute(query.where(h.c.session_id == session_id)).first() is None:
@@ -229,8 +226,7 @@ def _purge(
         .mappings()
         .one()
     )
-    restore_stream(conn, stream)
-    conn.execute(events.delete().where(events.c.stream == stream))
+    purge_stream(conn, stream)
     conn.execute(
         session_tombstones.insert().values(
             session_id=session_id,
@@ -257,28 +253,16 @@ def compact_keys(
 ) -> CompactionReport:
     """Drop key-stream switches older than ``older_than``, keeping each key's latest one."""
     cutoff = _now() - older_than
-    e = events
-    old = sa.and_(
-        e.c.stream.startswith("key-", autoescape=True),
-        e.c.recorded_at < cutoff,
-        e.c.sequence
-        < sa.select(streams.c.sequence).where(streams.c.stream == e.c.stream).scalar_subquery(),
-    )
-    query = (
-        sa.select(e.c.stream, sa.func.count(), sa.func.sum(sa.func.length(e.c.data)))
-        .where(old)
-        .group_by(e.c.stream)
-    )
     with store.engine.connect() as conn:
-        found = conn.execute(query).all()
+        found = old_key_switches(conn, cutoff)
     report = CompactionReport(job="keys", dry_run=dry_run)
     for stream, count, size in found:
         report.sessions += 1
-        report.events += int(count)
-        report.bytes_before += int(size or 0)
+        report.events += count
+        report.bytes_before += size
         if not dry_run:
             with store.transaction() as conn:
-                conn.execute(e.delete().where(old, e.c.stream == stream))
+                drop_old_key_switches(conn, stream, cutoff)
         if progress is not None:
             progress(1)
     return report
@@ -341,106 +325,3 @@ JOBS: dict[str, Callable[..., CompactionReport]] = {
     "keys": compact_keys,
     "vacuum": vacuum,
 }
-
-
-def jobs() -> dict[str, Callable[..., CompactionReport]]:
-    """Every runnable job by name (core jobs and ``session_ledger.jobs`` entry points)."""
-    found = dict(JOBS)
-    for job in plugins.load("jobs"):
-        found[job.__name__] = job
-    return found
-
-
-def describe(report: CompactionReport) -> dict[str, Any]:
-    """The report as plain data (the ``--json`` output)."""
-    data: dict[str, Any] = msgspec.to_builtins(report)
-    return data
-
-
-def run_job(
-    store: EventStore,
-    name: str,
-    *,
-    dry_run: bool = False,
-    scheduled_for: dt.datetime | None = None,
-    runner: str | None = None,
-    progress: Progress | None = None,
-    **options: Any,
-) -> CompactionReport | None:
-    """Run job ``name`` and record the run in ``compaction_runs`` (``ledger compact history``).
-
-    A run for a ``scheduled_for`` time that another runner already claimed returns None
-    without running: the UNIQUE (job, scheduled_for) row is the claim, so however many
-    schedulers fire the same scheduled run, it executes once.
-    """
-    available = jobs()
-    if name not in available:
-        raise InvalidArgumentError("job", name, " | ".join(sorted(available)))
-    runs = compaction_runs
-    try:
-        with store.transaction(append_lock=False) as conn:
-            run_id = conn.execute(
-                runs.insert()
-                .values(
-                    job=name,
-                    scheduled_for=scheduled_for,
-                    runner=runner or store.writer,
-                    dry_run=dry_run,
-                    status="running",
-                    started_at=_now(),
-                )
-                .returning(runs.c.run_id)
-            ).scalar_one()
-    except DatabaseError as exc:
-        if isinstance(exc.__cause__, sa.exc.IntegrityError) and scheduled_for is not None:
-            return None
-        raise
-    status, report = "failed", None
-    try:
-        if progress is not None:
-            options["progress"] = progress
-        report = available[name](store, dry_run=dry_run, **options)
-        status = "ok"
-        return report
-    finally:
-        with store.transaction(append_lock=False) as conn:
-            conn.execute(
-                runs.update()
-                .where(runs.c.run_id == run_id)
-                .values(
-                    status=status,
-                    finished_at=_now(),
-                    report=None if report is None else msgspec.json.encode(report).decode(),
-                )
-            )
-
-
-class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """One recorded job run."""
-
-    run_id: int
-    job: str
-    scheduled_for: dt.datetime | None
-    runner: str
-    dry_run: bool
-    status: str
-    started_at: dt.datetime
-    finished_at: dt.datetime | None
-    report: dict[str, Any] | None
-
-
-def history(store: EventStore, *, job: str | None = None, limit: int = 50) -> list[RunRecord]:
-    """The most recent job runs, newest first."""
-    runs = compaction_runs
-    query = sa.select(runs).order_by(runs.c.run_id.desc()).limit(limit)
-    if job is not None:
-        query = query.where(runs.c.job == job)
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).mappings().all()
-    return [
-        RunRecord(
-            **{k: row[k] for k in RunRecord.__struct_fields__ if k != "report"},
-            report=None if row["report"] is None else msgspec.json.decode(row["report"]),
-        )
-        for row in rows
-    ]

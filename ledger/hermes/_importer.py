@@ -49,10 +49,9 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -68,25 +67,29 @@ from ledger.events import (
     MessageAppended,
     MessagesRetracted,
     SessionClosed,
-    SessionOpened,
     SessionSwitched,
     SessionTitled,
     SwitchReason,
 )
-from ledger.facade import Ledger, key_stream, session_stream
-from ledger.hermes_source import (
-    ROLES,
+from ledger.facade import Ledger
+from ledger.hermes._mapping import (
+    MESSAGE_FIELDS,
+    NAMESPACE,
+    SESSION_FIELDS,
+    Planned,
+    RowMapper,
+    cut,
+    event_id,
+)
+from ledger.hermes._source import (
     HermesSource,
-    as_text,
     foreign_file,
-    json_value,
     session_key_of,
-    stripped,
-    tool_calls_of,
 )
 from ledger.records import StreamAppend
-from ledger.schema import events as events_table
 from ledger.schema import session_heads, session_keys
+from ledger.store import event_ids
+from ledger.streams import key_stream, session_stream
 
 __all__ = [
     "NAMESPACE",
@@ -96,25 +99,7 @@ __all__ = [
     "import_hermes",
 ]
 
-#: The namespace of the importer's deterministic (UUIDv5) event ids.
-NAMESPACE = uuid.UUID("0f4c7a9e-3b1d-5e62-9a07-6d2c8b41e5f3")
-
-#: Columns with an event field of their own; every other column goes into ``metadata``.
-_SESSION_FIELDS = frozenset(
-    ("id", "source", "user_id", "model", "title", "parent_session_id", "session_key")
-)
-_MESSAGE_FIELDS = frozenset(("id", "session_id", "role", "content", "reasoning", "tool_calls"))
-_MESSAGE_FIELDS |= {"tool_call_id", "tool_name", "token_count", "finish_reason"}
-_MESSAGE_FIELDS |= {"active", "compacted"}  # these two become retractions
-#: Hermes end reasons after which a child session is a reset rather than a compression.
-_RESET_END_REASONS = frozenset(
-    ("session_reset", "session_switch", "idle", "daily", "suspended", "resume_pending_expired")
-)
-#: Lengths of the view columns the projections write (PostgreSQL enforces them).
-_LIMITS = {"user_id": 255, "model": 255, "title": 1024, "finish_reason": 64}
-_LIMITS |= {"tool_name": 255, "tool_call_id": 255}
 _RECOVERABLE = (InvalidEventError, WrongExpectedVersionError, DuplicateEventError)
-Planned = tuple[uuid.UUID, Event]
 _Head = tuple[int, str, str | None]
 T = TypeVar("T")
 
@@ -147,16 +132,6 @@ class ImportSummary(msgspec.Struct, kw_only=True):
     #: Columns per table with no event field of their own (their values are in ``metadata``).
     unknown_columns: dict[str, list[str]] = msgspec.field(default_factory=dict)
     seconds: float = 0.0
-
-
-def event_id(session_id: str, message_id: str, kind: str) -> uuid.UUID:
-    """The deterministic event id of one imported fact (``kind``: opened, message…)."""
-    return uuid.uuid5(NAMESPACE, f"hermes\x1f{session_id}\x1f{message_id}\x1f{kind}")
-
-
-def _cut(value: Any, name: str) -> str | None:
-    """A text value as the views store it: NUL replaced, cut to the column's length."""
-    return None if value is None else as_text(value).replace("\x00", "\ufffd")[: _LIMITS[name]]
 
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -231,13 +206,14 @@ class _Importer:
         self.group: list[_Item] = []
         self.group_events = 0
         self.touched: set[str] = set()
+        self.mapper = RowMapper(source, self.summary, self.store.codec.max_event_bytes)
 
     def run(self) -> ImportSummary:
         started = time.perf_counter()
         s = self.summary
         s.unknown_columns = {
-            "sessions": [c for c in self.source.sessions if c not in _SESSION_FIELDS],
-            "messages": [c for c in self.source.messages if c not in _MESSAGE_FIELDS],
+            "sessions": [c for c in self.source.sessions if c not in SESSION_FIELDS],
+            "messages": [c for c in self.source.messages if c not in MESSAGE_FIELDS],
         }
         index = self.source.index()
         counts = self.source.counts()
@@ -279,12 +255,12 @@ class _Importer:
         """Skip, queue whole, queue what is missing, or refuse one session."""
         sid = str(index_row["id"])
         head = heads.get(sid)
-        title = _cut(index_row.get("title"), "title")
+        title = cut(index_row.get("title"), "title")
         if head is not None and head[0] == planned and title in (None, head[2]):
             self.summary.skipped_sessions += 1
             return self._advance(rows)
         key = session_key_of(index_row)
-        reason, events = self._plan(index_row["id"], parent_end)
+        reason, events = self.mapper.plan(index_row["id"], parent_end)
         item = _Item(
             session_id=sid, key=key, reason=reason, events=events, expected=0, new=True, rows=rows
         )
@@ -292,9 +268,7 @@ class _Importer:
             return self._queue(item, planned)
         sequence, state, head_title = head
         with self.store.engine.connect() as conn:
-            query = sa.select(events_table.c.event_id)
-            stream = events_table.c.stream == session_stream(sid)
-            stored_ids = set(conn.execute(query.where(stream)).scalars())
+            stored_ids = event_ids(conn, session_stream(sid))
         if event_id(sid, "", "opened") not in stored_ids:
             return self._fail(sid, rows, "the ledger holds a session with this id not from Hermes")
         missing: list[Planned] = [(i, e) for i, e in events if i not in stored_ids]
@@ -308,111 +282,6 @@ class _Importer:
             return self._advance(rows)
         item.events, item.expected, item.new = missing, sequence, False
         return self._queue(item, len(missing))
-
-    def _plan(self, raw_id: Any, parent_end: Any) -> tuple[SwitchReason, Iterator[Planned]]:
-        """The session's ``SessionOpened`` reason and all its events, messages read lazily."""
-        row = self.source.session(raw_id)
-        sid = str(raw_id)
-        metadata = {k: v for k, v in row.items() if k not in _SESSION_FIELDS and v is not None}
-        fields = {name: self._fit(row.get(name), name, metadata) for name in _LIMITS}
-        markers = json_value(row.get("model_config"))
-        markers = markers if isinstance(markers, dict) else {}
-        parent = stripped(row.get("parent_session_id"))
-        reason: SwitchReason = "new"
-        if parent and ("_branched_from" in markers or parent_end == "branched"):
-            reason = "branch"
-        elif parent and ("_reset_from" in markers or parent_end in _RESET_END_REASONS):
-            reason = "reset"
-        elif parent:
-            reason = "compress"
-        opened = SessionOpened(
-            session_id=sid,
-            session_key=session_key_of(row),
-            source=self._clean(stripped(row.get("source")) or "unknown"),
-            reason=reason,
-            parent_session_id=parent,
-            user_id=fields["user_id"],
-            model=fields["model"],
-            title=fields["title"],
-            metadata=metadata or None,
-        )
-        ended = None
-        if row.get("ended_at") is not None:
-            ended = SessionClosed(session_id=sid, reason=stripped(row.get("end_reason")) or "ended")
-        return reason, self._events(raw_id, self._sized(opened), ended)
-
-    def _events(
-        self, raw_id: Any, opened: SessionOpened, ended: SessionClosed | None
-    ) -> Iterator[Planned]:
-        sid = opened.session_id
-        yield event_id(sid, "", "opened"), opened
-        for message in self.source.transcript(raw_id):
-            if message["role"] not in ROLES:
-                continue
-            mid = str(message["id"])
-            yield event_id(sid, mid, "message"), self._message(sid, mid, message)
-            compacted = message.get("compacted") == 1
-            if compacted or message.get("active") == 0:
-                why: Literal["compact", "undo"] = "compact" if compacted else "undo"
-                retracted = MessagesRetracted(session_id=sid, message_ids=[mid], reason=why)
-                yield event_id(sid, mid, "retracted"), retracted
-        if ended is not None:
-            yield event_id(sid, "", "closed"), ended
-
-    def _message(self, sid: str, mid: str, row: dict[str, Any]) -> MessageAppended:
-        metadata = {k: v for k, v in row.items() if k not in _MESSAGE_FIELDS and v is not None}
-        fields = {name: self._fit(row.get(name), name, metadata) for name in _LIMITS}
-        tokens = row.get("token_count")
-        if tokens is not None and (type(tokens) is not int or tokens < 0):
-            metadata["token_count"], tokens = tokens, None
-        content, reasoning = row.get("content"), row.get("reasoning")
-        message = MessageAppended(
-            session_id=sid,
-            message_id=mid,
-            role=row["role"],
-            content="" if content is None else self._clean(as_text(content)),
-            tool_name=fields["tool_name"],
-            tool_call_id=fields["tool_call_id"],
-            tool_calls=tool_calls_of(row.get("tool_calls")),
-            token_count=tokens,
-            finish_reason=fields["finish_reason"],
-            reasoning=None if reasoning is None else self._clean(as_text(reasoning)),
-            metadata=metadata or None,
-        )
-        return self._sized(message)
-
-    def _fit(self, value: Any, name: str, metadata: dict[str, Any]) -> str | None:
-        """A text field cut to its view column's length (the whole value goes to metadata)."""
-        if value is None:
-            return None
-        text = self._clean(as_text(value))
-        if len(text) > _LIMITS[name]:
-            metadata[name] = value
-        return _cut(text, name)
-
-    def _clean(self, text: str) -> str:
-        if "\x00" not in text:
-            return text
-        self.summary.nul_replaced += 1
-        return text.replace("\x00", "\ufffd")
-
-    def _sized(self, event: T) -> T:
-        """``event`` without its metadata when the metadata would make it too large."""
-        metadata = getattr(event, "metadata", None)
-        if metadata is None:
-            return event
-        # JSON takes at most 6 bytes per character (``\u0000``): encode only when it might matter.
-        texts = [
-            getattr(event, "content", ""),
-            getattr(event, "reasoning", None),
-            *metadata.values(),
-        ]
-        rough = sum(len(v) for v in texts if isinstance(v, str | bytes)) + 32 * len(metadata)
-        limit = self.store.codec.max_event_bytes
-        if 6 * rough + 1024 <= limit or len(msgspec.json.encode(event)) <= limit:
-            return event
-        self.summary.metadata_dropped += 1
-        return msgspec.structs.replace(event, metadata=None)  # type: ignore[type-var]
 
     # -- writing -----------------------------------------------------------------------------
 

@@ -3,18 +3,12 @@
 Both read the log (a database, read-only, or a JSONL export) and run :func:`ledger.replay.replay`.
 ``replay`` prints totals per guard and per key; ``explain`` prints one key's timeline with each
 guard's decision at every turn. Output is a table for people, ``--json`` for machines and
-``--html FILE`` for a self-contained timeline page in which every piece of log content is
-HTML-escaped, so text from the log can never run as script or become markup.
-
-``replay --json`` schema: ``{"events": int, "turns": int, "guards": {guard: totals},
-"keys": {session_key: {"guards": {guard: totals}}}}`` where totals are ``{"turns",
-"rebuilds", "false_busts", "missed_changes"}`` and guard is ``legacy``, ``hermes`` or ``ledger``.
+``--html FILE`` for a self-contained timeline page (``ledger.replay._explain``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -26,17 +20,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ledger.cli import cli, emit_json, json_option, open_store, progress_bar, url_option
+from ledger.cli._common import emit_json, json_option, open_store, progress_bar, url_option
 from ledger.codec import Codec
 from ledger.config import Settings
 from ledger.errors import InvalidArgumentError
 from ledger.jsonl import read_jsonl
 from ledger.records import RecordedEvent
-from ledger.replay import GUARDS, GuardTotals, KeyReport, ReplayReport, replay
+from ledger.replay import GUARDS, KeyReport, ReplayReport, replay
+from ledger.replay._explain import LABELS, render_html, replay_document
 
-__all__ = ["explain_command", "render_html", "replay_command"]
-
-_LABELS = {"legacy": "mutable counter", "hermes": "4-tuple fix", "ledger": "ledger"}
+__all__ = ["explain_command", "replay_command"]
 
 
 def _records(
@@ -109,7 +102,7 @@ def _source_options(func: Any) -> Any:
     return url_option(json_option(func))
 
 
-@cli.command("replay")
+@click.command("replay")
 @_source_options
 @click.option("--key", "keys", multiple=True, help="Only these session keys (repeatable).")
 def replay_command(
@@ -132,7 +125,7 @@ def replay_command(
         _print_totals(report)
 
 
-@cli.command("explain")
+@click.command("explain")
 @_source_options
 @click.argument("session_key")
 def explain_command(
@@ -158,30 +151,12 @@ def explain_command(
         _print_timeline(key)
 
 
-#: The totals ``replay --json`` prints per guard (DESIGN §8).
-TOTALS = ("turns", "rebuilds", "false_busts", "missed_changes")
-
-
-def replay_document(report: ReplayReport) -> dict[str, Any]:
-    """``replay --json``: ``guards`` maps each guard to its totals; per-key detail in ``keys``."""
-
-    def totals(guards: dict[str, GuardTotals]) -> dict[str, dict[str, int]]:
-        return {name: {k: getattr(t, k) for k in TOTALS} for name, t in guards.items()}
-
-    return {
-        "events": report.events,
-        "turns": report.turns,
-        "guards": totals(report.guards),
-        "keys": {key: {"guards": totals(detail.guards)} for key, detail in report.keys.items()},
-    }
-
-
 def _print_totals(report: ReplayReport) -> None:
     console = Console(highlight=False)
     table = Table(title=f"{report.events} events, {report.turns} turns")
     table.add_column("key")
     for name in report.guards:
-        table.add_column(f"{_LABELS[name]}\nrebuilds/false/missed", justify="right")
+        table.add_column(f"{LABELS[name]}\nrebuilds/false/missed", justify="right")
     for key, detail in report.keys.items():
         table.add_row(
             escape(key),
@@ -224,67 +199,3 @@ def _print_timeline(key: KeyReport) -> None:
             *cells,
         )
     console.print(table)
-
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>ledger replay</title>
-<style>
-body{{font:14px system-ui,sans-serif;margin:1.5em;color:#222}}
-table{{border-collapse:collapse;margin-bottom:2em}}
-td,th{{border:1px solid #ddd;padding:3px 6px;vertical-align:top}}
-th{{background:#f4f4f4}}
-.false_bust{{background:#ffd7d7}} .missed_change{{background:#ff9d9d;font-weight:bold}}
-.build{{color:#888}} .turn td.event{{font-weight:600}}
-.decision{{cursor:help}}
-</style></head><body>
-<h1>Cache guard replay</h1>
-<p>{events} events, {turns} turns.</p>
-<table id="totals"><tr><th>guard</th><th>turns</th><th>builds</th><th>rebuilds</th>
-<th>false busts</th><th>missed changes</th></tr>{totals}</table>
-{keys}
-</body></html>
-"""
-
-
-def render_html(report: ReplayReport) -> str:
-    """A self-contained page (no scripts, no network assets); all log text is escaped."""
-    esc = html.escape
-    totals = "".join(
-        f'<tr data-guard="{esc(name)}"><td>{esc(_LABELS[name])}</td><td>{t.turns}</td>'
-        f"<td>{t.builds}</td><td>{t.rebuilds}</td><td>{t.false_busts}</td>"
-        f"<td>{t.missed_changes}</td></tr>"
-        for name, t in report.guards.items()
-    )
-    sections = []
-    for key, detail in report.keys.items():
-        if not detail.timeline:
-            continue
-        head = "".join(f"<th>{esc(_LABELS[g])}</th>" for g in detail.guards)
-        rows = []
-        for entry in detail.timeline:
-            cells = []
-            for name in detail.guards:
-                decision = (entry.decisions or {}).get(name)
-                if decision is None:
-                    cells.append("<td></td>")
-                    continue
-                why = f"needed: {entry.why}" if entry.needed and entry.why else "no change"
-                cells.append(
-                    f'<td class="decision {esc(decision.verdict)}" title="{esc(decision.reason)}'
-                    f' — {esc(why)}">{esc(decision.action)} ({esc(decision.reason)})</td>'
-                )
-            rows.append(
-                f'<tr class="{esc(entry.kind)}" data-position="{entry.position}">'
-                f"<td>{entry.position}</td><td>{esc(entry.recorded_at.isoformat())}</td>"
-                f"<td>{esc(entry.writer)}</td><td>{esc(entry.session_id)}</td>"
-                f'<td class="event">{esc(entry.kind)}: {esc(entry.detail)}</td>'
-                f"{''.join(cells)}</tr>"
-            )
-        sections.append(
-            f'<h2>{esc(key)}</h2><table class="timeline"><tr><th>position</th><th>time</th>'
-            f"<th>writer</th><th>session</th><th>event</th>{head}</tr>{''.join(rows)}</table>"
-        )
-    return _PAGE.format(
-        events=report.events, turns=report.turns, totals=totals, keys="".join(sections)
-    )

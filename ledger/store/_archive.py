@@ -27,7 +27,14 @@ import sqlalchemy as sa
 from ledger.errors import CorruptSegmentError
 from ledger.schema import archive_segments, events, streams
 
-__all__ = ["SegmentInfo", "SegmentReader", "StoredRow", "archive_stream", "restore_stream"]
+__all__ = [
+    "SegmentInfo",
+    "SegmentReader",
+    "StoredRow",
+    "archive_stream",
+    "restore_archived",
+    "restore_stream",
+]
 
 CODEC = "msgpack+zlib"
 #: A read round looks at segments overlapping this many batch sizes of positions.
@@ -166,6 +173,19 @@ def restore_stream(conn: sa.Connection, stream: str) -> int:
     conn.execute(archive_segments.delete().where(archive_segments.c.stream == stream))
     conn.execute(streams.update().where(streams.c.stream == stream).values(archived=False))
     return len(rows)
+
+
+def restore_archived(conn: sa.Connection, names: set[str]) -> None:
+    """Restore every archived stream among ``names`` (inside the caller's append lock)."""
+    if not names:
+        return
+    archived = conn.execute(
+        sa.select(streams.c.stream).where(
+            streams.c.stream.in_(sorted(names)), streams.c.archived.is_(sa.true())
+        )
+    ).scalars()
+    for stream in list(archived):
+        restore_stream(conn, stream)
 
 
 def _event_columns() -> list[Any]:

@@ -1,0 +1,129 @@
+"""Moving data in and out: ``ledger export``, ``import-jsonl`` and ``import-hermes``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from itertools import groupby
+from pathlib import Path
+
+import click
+import msgspec
+
+from ledger.cli._common import emit_json, json_option, open_store, progress_bar, url_option
+from ledger.errors import DuplicateEventError
+from ledger.facade import Ledger
+from ledger.hermes import count_hermes_messages, import_hermes
+from ledger.jsonl import read_jsonl, write_jsonl
+from ledger.records import RecordedEvent, StreamAppend
+
+__all__ = ["export", "import_hermes_command", "import_jsonl"]
+
+
+@click.command()
+@url_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--after", default=0, show_default=True, help="Only events after this position.")
+def export(url: str | None, output: Path | None, after: int) -> None:
+    """Write the log as JSON Lines (stdout, or --output FILE)."""
+    with open_store(url) as store:
+        total = max(0, store.last_position() - after)
+        with progress_bar("export", total, quiet=output is None) as advance:
+            records = store.read_all(after)
+            if output is None:
+                count = write_jsonl(records, sys.stdout.buffer)
+            else:
+                with output.open("wb") as out:
+                    count = write_jsonl(_counting(records, advance), out)
+    click.echo(f"exported {count} events", err=True)
+
+
+def _counting(
+    records: Iterator[RecordedEvent], advance: Callable[[int], None]
+) -> Iterator[RecordedEvent]:
+    for record in records:
+        advance(1)
+        yield record
+
+
+@click.command("import-jsonl")
+@url_option
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+def import_jsonl(url: str | None, source: Path, as_json: bool) -> None:
+    """Append the events of an export, keeping their ids, writers and times (idempotent)."""
+    written = skipped = 0
+    with open_store(url) as store, source.open("rb") as lines:
+        records = read_jsonl(lines, store.codec)
+        for (stream, writer), group in groupby(records, key=lambda r: (r.stream, r.writer)):
+            batch = list(group)
+            part = StreamAppend(
+                stream=stream,
+                events=[r.event for r in batch],
+                event_ids=[r.event_id for r in batch],
+                writer=writer,
+                recorded_at=[r.recorded_at for r in batch],
+            )
+            try:
+                result = store.append_streams([part])[0]
+            except DuplicateEventError:
+                results = [
+                    store.append_streams(
+                        [
+                            StreamAppend(
+                                stream=stream,
+                                events=[r.event],
+                                event_ids=[r.event_id],
+                                writer=writer,
+                                recorded_at=[r.recorded_at],
+                            )
+                        ]
+                    )[0]
+                    for r in batch
+                ]
+                written += sum(not r.duplicate for r in results)
+                skipped += sum(r.duplicate for r in results)
+                continue
+            if result.duplicate:
+                skipped += len(batch)
+            else:
+                written += len(batch)
+    if as_json:
+        emit_json({"written": written, "already_present": skipped})
+    else:
+        click.echo(f"imported {written} events ({skipped} already present)")
+
+
+@click.command("import-hermes")
+@url_option
+@click.argument("state_db", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--batch-size",
+    default=500,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Events per transaction (a larger session gets one of its own).",
+)
+@json_option
+def import_hermes_command(url: str | None, state_db: Path, batch_size: int, as_json: bool) -> None:
+    """Import a Hermes Agent STATE_DB (sessions and messages), idempotently."""
+    total = count_hermes_messages(state_db)
+    with Ledger.open(url) as ledger, progress_bar("importing", total, quiet=as_json) as advance:
+        summary = import_hermes(ledger, state_db, progress=advance, batch_size=batch_size)
+    if as_json:
+        emit_json(msgspec.to_builtins(summary))
+    else:
+        s = summary
+        click.echo(
+            f"{s.sessions} sessions imported, {s.updated_sessions} updated, "
+            f"{s.skipped_sessions} already imported; {s.messages} messages, "
+            f"{s.retractions} retractions, {s.events} events on {s.keys} keys in {s.seconds:.1f}s"
+        )
+        click.echo(
+            f"left out: {s.skipped_meta_rows} session_meta rows, {s.unknown_role_rows} rows of "
+            f"other roles, {s.orphan_rows} rows without a session"
+        )
+        for session_id, error in s.failed_sessions.items():
+            click.echo(f"failed: {session_id}: {error}", err=True)
+    if summary.failed_sessions:
+        sys.exit(1)

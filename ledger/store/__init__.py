@@ -1,0 +1,51 @@
+"""The log: :class:`EventStore` and the only SQL on the log tables (``events``, ``streams``,
+``archive_segments``).
+
+Private modules, one concern each: ``_store`` (the append transaction), ``_prepare``
+(validation and encoding before any lock), ``_sqlite`` and ``_postgres`` (each backend's write
+path), ``_errors`` (driver errors to the ledger's, keyed by constraint name), ``_reader`` (reads
+of streams and the whole log), ``_archive`` (compressed segments, read transparently) and
+``_log`` (the queries other layers need on the log tables). ``database`` opens engines and
+``migration`` runs Alembic. Nothing here imports the cache, the gateway API, maintenance, replay,
+the CLI or ``projections``.
+"""
+
+from ledger.store._archive import SegmentInfo, StoredRow, archive_stream, restore_stream
+from ledger.store._errors import translate_error
+from ledger.store._log import (
+    drop_old_key_switches,
+    event_ids,
+    has_event,
+    kinds_between,
+    log_end,
+    old_key_switches,
+    purge_stream,
+    segment_size,
+    session_stream_is_live,
+)
+from ledger.store._reader import READ_BATCH, LogReader
+from ledger.store._store import EventStore, InlineProjection, default_writer
+from ledger.store.migration import ensure_schema
+
+__all__ = [
+    "READ_BATCH",
+    "EventStore",
+    "InlineProjection",
+    "LogReader",
+    "SegmentInfo",
+    "StoredRow",
+    "archive_stream",
+    "default_writer",
+    "drop_old_key_switches",
+    "ensure_schema",
+    "event_ids",
+    "has_event",
+    "kinds_between",
+    "log_end",
+    "old_key_switches",
+    "purge_stream",
+    "restore_stream",
+    "segment_size",
+    "session_stream_is_live",
+    "translate_error",
+]

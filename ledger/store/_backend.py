@@ -1,0 +1,62 @@
+"""What a backend's write path provides to the append transaction (:class:`WritePath`).
+
+:mod:`ledger.store._store` runs the transaction the same way on every database; the steps that
+differ by dialect (the append lock, claiming heads, inserting events, the one-event fast path)
+live in one private module per backend, ``_sqlite`` and ``_postgres``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+__all__ = ["HEAD_UPSERT", "INSERT_COLUMNS", "WritePath"]
+
+#: Reads and advances a stream's head in one statement, on both backends. Plain text on purpose:
+#: SQLAlchemy's on_conflict_do_update constructs carry no cache key and would be compiled again
+#: on every append.
+HEAD_UPSERT = (
+    "ON CONFLICT (stream) DO UPDATE SET sequence = streams.sequence + excluded.sequence "
+    "RETURNING sequence, archived"
+)
+
+#: The ``events`` columns an append writes, in the order both backends bind them.
+INSERT_COLUMNS = (
+    "stream",
+    "sequence",
+    "type",
+    "data",
+    "event_id",
+    "writer",
+    "recorded_at",
+    "schema_version",
+)
+
+
+class WritePath(Protocol):
+    """One backend's statements for the append transaction."""
+
+    #: Name for messages: ``SQLite`` or ``PostgreSQL``.
+    name: str
+
+    def lock(self, conn: sa.Connection) -> None:
+        """Take the append lock, if the backend needs one beyond its transaction."""
+
+    def claim(
+        self, conn: sa.Connection, stream: str, count: int, *, lock: bool
+    ) -> tuple[int, bool]:
+        """Advance ``stream``'s head by ``count``: (new head, whether it is archived).
+
+        ``lock`` asks the statement itself to take the append lock first (saving a round trip
+        when nothing has been read yet).
+        """
+
+    def insert(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert ``rows`` (with their sequences) in order; returns their positions."""
+
+    def append_one(self, conn: sa.Connection, row: dict[str, Any]) -> tuple[int, int, bool] | None:
+        """Lock, claim and insert one event in one statement: (position, sequence, archived).
+
+        None when the backend has no such fast path (the generic path then runs).
+        """

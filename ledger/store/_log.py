@@ -1,0 +1,130 @@
+"""Queries on the log tables that other layers need, so no SQL on them is written elsewhere.
+
+The cache asks what lies between a baseline and the head, the gateway API whether an event id
+is stored, the importer which ids a stream holds, maintenance which streams are archived, how
+big a segment is, and which key switches are old enough to drop. Each takes the caller's
+connection, so it runs inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+
+from ledger.schema import archive_segments, events, streams
+from ledger.store._archive import restore_stream
+from ledger.streams import KEY_PREFIX, SESSION_PREFIX
+
+__all__ = [
+    "drop_old_key_switches",
+    "event_ids",
+    "has_event",
+    "kinds_between",
+    "log_end",
+    "old_key_switches",
+    "purge_stream",
+    "segment_size",
+    "session_stream_is_live",
+]
+
+_between = (
+    sa.select(events.c.type, events.c.writer)
+    .where(
+        events.c.stream == sa.bindparam("stream"),
+        events.c.sequence > sa.bindparam("low"),
+        events.c.sequence <= sa.bindparam("high"),
+    )
+    .order_by(events.c.sequence)
+)
+
+
+def log_end(conn: sa.Connection) -> int:
+    """The highest position in the log (archived events included), 0 when it is empty.
+
+    One statement, so an archive or restore committing meanwhile is seen on both sides.
+    """
+    both = sa.select(
+        sa.select(sa.func.max(events.c.position)).scalar_subquery(),
+        sa.select(sa.func.max(archive_segments.c.last_position)).scalar_subquery(),
+    )
+    live, archived = conn.execute(both).one()
+    return max(int(live or 0), int(archived or 0))
+
+
+def kinds_between(conn: sa.Connection, stream: str, low: int, high: int) -> list[tuple[str, str]]:
+    """``(type, writer)`` of the LIVE events of ``stream`` with ``low < sequence <= high``.
+
+    Fewer than ``high - low`` rows means the stream is archived: read it with ``read_stream``.
+    """
+    found = conn.execute(_between, {"stream": stream, "low": low, "high": high})
+    return [(row.type, row.writer) for row in found]
+
+
+def has_event(conn: sa.Connection, event_id: uuid.UUID) -> bool:
+    """Whether an event with this id is in the live log."""
+    found = conn.execute(sa.select(events.c.position).where(events.c.event_id == event_id))
+    return found.first() is not None
+
+
+def event_ids(conn: sa.Connection, stream: str) -> set[uuid.UUID]:
+    """The ids of ``stream``'s live events."""
+    query = sa.select(events.c.event_id).where(events.c.stream == stream)
+    return set(conn.execute(query).scalars())
+
+
+def session_stream_is_live(session_id: Any) -> sa.ColumnElement[bool]:
+    """SQL: the session (a column or value) has a stream that is not archived."""
+    return (
+        sa.select(streams.c.stream)
+        .where(
+            streams.c.stream == sa.literal(SESSION_PREFIX) + session_id,
+            streams.c.archived.is_(sa.false()),
+        )
+        .exists()
+    )
+
+
+def segment_size(conn: sa.Connection, stream: str) -> tuple[int, int] | None:
+    """``(events, uncompressed bytes)`` of ``stream``'s archive segment, None if not archived."""
+    found = conn.execute(
+        sa.select(archive_segments.c.event_count, archive_segments.c.raw_bytes).where(
+            archive_segments.c.stream == stream
+        )
+    ).first()
+    return None if found is None else (int(found.event_count), int(found.raw_bytes))
+
+
+def purge_stream(conn: sa.Connection, stream: str) -> None:
+    """Delete every event of ``stream``, archived or live (retention; its head stays)."""
+    restore_stream(conn, stream)
+    conn.execute(events.delete().where(events.c.stream == stream))
+
+
+def _old_switches(cutoff: dt.datetime) -> sa.ColumnElement[bool]:
+    e = events
+    latest = sa.select(streams.c.sequence).where(streams.c.stream == e.c.stream).scalar_subquery()
+    return sa.and_(
+        e.c.stream.startswith(KEY_PREFIX, autoescape=True),
+        e.c.recorded_at < cutoff,
+        e.c.sequence < latest,
+    )
+
+
+def old_key_switches(conn: sa.Connection, cutoff: dt.datetime) -> list[tuple[str, int, int]]:
+    """Per key stream: ``(stream, events, payload bytes)`` recorded before ``cutoff``, each
+    key's latest switch excepted."""
+    e = events
+    query = (
+        sa.select(e.c.stream, sa.func.count(), sa.func.sum(sa.func.length(e.c.data)))
+        .where(_old_switches(cutoff))
+        .group_by(e.c.stream)
+    )
+    return [(stream, int(count), int(size or 0)) for stream, count, size in conn.execute(query)]
+
+
+def drop_old_key_switches(conn: sa.Connection, stream: str, cutoff: dt.datetime) -> None:
+    """Delete what :func:`old_key_switches` counted for ``stream``."""
+    conn.execute(events.delete().where(_old_switches(cutoff), events.c.stream == stream))
