@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -23,29 +24,52 @@ from ledger.config import Settings
 POSTGRES_ENV = "LEDGER_TEST_POSTGRES_URL"
 
 
-def _postgres_base_url() -> str:
+def _postgres_base_url(stack: ExitStack) -> str:
+    """``LEDGER_TEST_POSTGRES_URL``, else a throwaway server's URL, closed with ``stack``.
+
+    The throwaway server (``tests/_postgres_server.py``) needs PostgreSQL's server binaries;
+    without them the PostgreSQL cases skip, or fail under ``CI=true``.
+    """
     url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        reason = f"set {POSTGRES_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+    if url:
+        return url
+    from tests._postgres_server import ServerUnavailable, throwaway_server
+
+    try:
+        return stack.enter_context(throwaway_server())
+    except ServerUnavailable as exc:
+        reason = (
+            f"{exc}: install them (apt-get install postgresql) or set {POSTGRES_ENV} "
+            "(e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
         if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but PostgreSQL is not configured: {reason}")
+            pytest.fail(f"CI=true but PostgreSQL is not available: {reason}")
         pytest.skip(reason)
-    return url
 
 
 @pytest.fixture(scope="session")
 def postgres_admin() -> Iterator[sa.Engine]:
-    """An engine on the PostgreSQL test database, for creating and dropping test schemas."""
+    """An engine on the PostgreSQL test database, for creating and dropping test schemas.
+
+    The database is ``LEDGER_TEST_POSTGRES_URL``'s or, without it, a throwaway server's that
+    this session started and stops when it ends.
+    """
     from ledger.store.database import normalize_url
 
-    engine = sa.create_engine(normalize_url(_postgres_base_url()), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"{POSTGRES_ENV} is set but PostgreSQL is unreachable: {exc}")
-    yield engine
-    engine.dispose()
+    with ExitStack() as stack:
+        engine = sa.create_engine(
+            normalize_url(_postgres_base_url(stack)), isolation_level="AUTOCOMMIT"
+        )
+        stack.callback(engine.dispose)
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except sa.exc.OperationalError as exc:
+            what = "the throwaway PostgreSQL server"
+            if os.environ.get(POSTGRES_ENV):
+                what = f"{POSTGRES_ENV} is set but PostgreSQL"
+            pytest.fail(f"{what} is unreachable: {exc}")
+        yield engine
 
 
 def _postgres_schema_url(admin: sa.Engine, schema: str) -> str:
