@@ -9,6 +9,7 @@ from ledger.cache import AgentCache, CacheDecision
 from ledger.codec import Codec
 from ledger.config import Settings
 from ledger.errors import (
+    BuildTimeoutError,
     ConfigurationError,
     CorruptSegmentError,
     DatabaseError,
@@ -46,6 +47,7 @@ __all__ = [
     "AgentCache",
     "AppendResult",
     "AsyncLedger",
+    "BuildTimeoutError",
     "CacheDecision",
     "Codec",
     "ConfigurationError",

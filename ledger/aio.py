@@ -68,9 +68,30 @@ class AsyncLedger:
         """This ledger's writer id."""
         return self.ledger.writer
 
-    async def open_session(self, session_key: str, **options: Any) -> str:
+    async def open_session(
+        self,
+        session_key: str,
+        *,
+        session_id: str | None = None,
+        source: str = "cli",
+        reason: str = "new",
+        parent_session_id: str | None = None,
+        user_id: str | None = None,
+        model: str | None = None,
+        title: str | None = None,
+    ) -> str:
         """See :meth:`Ledger.open_session`."""
-        return await self._run(self.ledger.open_session, session_key, **options)
+        return await self._run(
+            self.ledger.open_session,
+            session_key,
+            session_id=session_id,
+            source=source,
+            reason=reason,
+            parent_session_id=parent_session_id,
+            user_id=user_id,
+            model=model,
+            title=title,
+        )
 
     async def switch_session(
         self, session_key: str, session_id: str, *, reason: str = "resume"
@@ -146,13 +167,32 @@ class AsyncLedger:
             self.ledger.transcript, session_id, include_retracted=include_retracted
         )
 
-    async def sessions(self, **filters: Any) -> list[SessionHead]:
+    async def sessions(
+        self,
+        *,
+        session_key: str | None = None,
+        source: str | None = None,
+        state: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[SessionHead]:
         """See :meth:`Ledger.sessions`."""
-        return await self._run(self.ledger.sessions, **filters)
+        return await self._run(
+            self.ledger.sessions,
+            session_key=session_key,
+            source=source,
+            state=state,
+            limit=limit,
+            offset=offset,
+        )
 
-    async def search(self, query: str, **options: Any) -> list[SearchHit]:
+    async def search(
+        self, query: str, *, limit: int = 20, session_id: str | None = None, fresh: bool = True
+    ) -> list[SearchHit]:
         """See :meth:`Ledger.search`."""
-        return await self._run(self.ledger.search, query, **options)
+        return await self._run(
+            self.ledger.search, query, limit=limit, session_id=session_id, fresh=fresh
+        )
 
     async def lineage(self, session_id: str) -> list[str]:
         """See :meth:`Ledger.lineage`."""

@@ -20,7 +20,8 @@ built in ``__init__`` from the attributes, so the text always names the object a
     ├── ConfigurationError(LedgerError, ValueError)       variable, value, expected
     ├── SchemaNotCurrentError(LedgerError)                current, head
     ├── CorruptSegmentError(LedgerError, ValueError)      archived stream
-    ├── DatabaseError(LedgerError, OSError)               translated driver error
+    ├── BuildTimeoutError(LedgerError, TimeoutError)      session_key, timeout
+    ├── DatabaseError(LedgerError, OSError)               backend, constraint, driver text
     └── ProjectionError(LedgerError)                      projection, position
 
 Driver errors are translated in exactly one place, :func:`ledger.store.translate_error`.
@@ -36,6 +37,7 @@ from typing import Any, Self
 from ledger.streams import session_stream
 
 __all__ = [
+    "BuildTimeoutError",
     "ConfigurationError",
     "CorruptSegmentError",
     "DatabaseError",
@@ -220,6 +222,15 @@ class CorruptSegmentError(LedgerError, ValueError):
         super().__init__(f"Archive segment of stream {stream!r} is damaged (checksum or zlib)")
 
 
+class BuildTimeoutError(LedgerError, TimeoutError):
+    """An agent build other callers were waiting for did not finish in time."""
+
+    def __init__(self, session_key: str, timeout: float) -> None:
+        self.session_key = session_key
+        self.timeout = timeout
+        super().__init__(f"Agent build for key {session_key!r} did not finish within {timeout}s")
+
+
 class DatabaseError(LedgerError, OSError):
     """The database driver failed in a way the ledger does not map to a narrower error.
 
@@ -227,10 +238,16 @@ class DatabaseError(LedgerError, OSError):
     so "the connection dropped" says where it dropped.
     """
 
-    def __init__(self, detail: str, *, backend: str | None = None) -> None:
+    def __init__(
+        self, detail: str, *, backend: str | None = None, constraint: str | None = None
+    ) -> None:
         self.detail = detail
         self.backend = backend
-        super().__init__(f"{backend} error: {detail}" if backend else detail)
+        #: The name of the constraint an integrity error broke (``uq_events_stream_sequence``…).
+        self.constraint = constraint
+        message = f"{backend} error: {detail}" if backend else detail
+        super().__init__(message)
+        self.args = (message,)  # OSError fixes its args in __new__, from the raw arguments
 
 
 class ProjectionError(LedgerError):

@@ -17,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+from ledger.errors import InvalidArgumentError
+
 __all__ = [
     "UTCDateTime",
     "apscheduler_jobs",
@@ -59,7 +61,7 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware value")
+            raise InvalidArgumentError("datetime", value, "a timezone-aware datetime")
         value = value.astimezone(dt.UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 

@@ -187,7 +187,7 @@ class SessionViews:
                 "ts_headline('simple', d.content, q, "
                 "'StartSel=[,StopSel=],MaxWords=24,MinWords=8') AS snippet, "
                 "ts_rank(d.tsv, q) AS rank "
-                "FROM search_documents d, websearch_to_tsquery('simple', :q) q "
+                "FROM search_documents d, plainto_tsquery('simple', :q) q "
                 "WHERE d.tsv @@ q AND (CAST(:sid AS TEXT) IS NULL OR d.session_id = :sid) "
                 "ORDER BY rank DESC, d.position LIMIT :limit"
             )

@@ -12,8 +12,8 @@ import os
 import sqlalchemy as sa
 from alembic import context
 
-from ledger.store.migration import include_object
 from ledger.schema import metadata
+from ledger.store.migration import include_object
 
 config = context.config
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from ledger.errors import LedgerError, ProjectionError
+from ledger.errors import InvalidArgumentError, LedgerError, ProjectionError
 from ledger.records import RecordedEvent
 from ledger.store import EventStore
 from projections.base import Projection
@@ -38,7 +38,9 @@ class ProjectionRunner:
     ) -> None:
         if any(p.inline for p in projections):
             names = [p.name for p in projections if p.inline]
-            raise ValueError(f"inline projections {names} are applied by the store, not a runner")
+            raise InvalidArgumentError(
+                "projections", names, "asynchronous projections (inline ones run in the store)"
+            )
         self.store = store
         self.projections = list(projections)
         self.batch_size = batch_size

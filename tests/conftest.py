@@ -1,10 +1,15 @@
 """Shared fixtures: one parametrized ``database_url`` runs every contract test on both backends.
 
 ``sqlite`` is a file under ``tmp_path`` (``:memory:`` is private to one connection, and the
-store uses a pool). ``postgresql`` is a fresh schema per test in the database named by
-``LEDGER_TEST_POSTGRES_URL``, selected through ``search_path`` in the URL and dropped afterwards.
-Without that variable the PostgreSQL cases skip with a reason naming it; with ``CI=true`` they
-fail instead, so a CI run can never pass by silently skipping half the suite.
+store uses a pool). ``postgresql`` is a fresh schema per test, selected through ``search_path``
+in the URL and dropped afterwards, in the database named by ``LEDGER_TEST_POSTGRES_URL`` or,
+without it, on a throwaway server the session starts itself (``tests/_postgres_server.py``).
+Without that variable and without PostgreSQL's server binaries the PostgreSQL cases skip with a
+reason naming what to install; with ``CI=true`` they fail instead, so a CI run can never pass by
+silently skipping half the suite.
+
+Shared fixtures: ``store`` (with the installed inline views), ``log_store`` (the log alone),
+``ledger`` (the gateway API); helpers that count what the log holds are in ``tests/helpers.py``.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ledger import EventStore
+from ledger import EventStore, Ledger
 from ledger.config import Settings
+from tests.helpers import assert_no_connection_leaked
 
 POSTGRES_ENV = "LEDGER_TEST_POSTGRES_URL"
 
@@ -102,8 +108,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture
 def migrated_url(database_url: str) -> str:
     """``database_url`` after ``ledger db upgrade`` (both backends at the Alembic head)."""
-    from ledger import migration
-    from ledger.database import create_engine
+    from ledger.store import migration
+    from ledger.store.database import create_engine
 
     engine = create_engine(database_url)
     try:
@@ -124,7 +130,26 @@ def store(migrated_url: str, settings: Settings) -> Iterator[EventStore]:
     """An open :class:`EventStore` on a migrated database of each backend."""
     with EventStore.open(migrated_url, writer="test-writer", settings=settings) as opened:
         yield opened
-        # No connection may be left checked out when a test ends (APScheduler's teardown check).
-        pool = opened.engine.pool
-        assert isinstance(pool, sa.pool.QueuePool)
-        assert pool.checkedout() == 0, "a connection leaked out of the store"
+        assert_no_connection_leaked(opened)
+
+
+@pytest.fixture
+def log_store(migrated_url: str, settings: Settings) -> Iterator[EventStore]:
+    """The log alone: an :class:`EventStore` with NO inline projections, on each backend.
+
+    The store contract suite runs on it, as eventsourcing's recorder test case does: what the
+    log promises must hold whatever views are (or are not) installed.
+    """
+    with EventStore.open(
+        migrated_url, writer="test-writer", settings=settings, inline_projections=()
+    ) as opened:
+        yield opened
+        assert_no_connection_leaked(opened)
+
+
+@pytest.fixture
+def ledger(migrated_url: str, settings: Settings) -> Iterator[Ledger]:
+    """A :class:`Ledger` with writer ``gateway-1`` on a migrated database of each backend."""
+    with Ledger.open(migrated_url, writer="gateway-1", settings=settings) as opened:
+        yield opened
+        assert_no_connection_leaked(opened)

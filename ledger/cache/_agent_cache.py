@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ledger.cache._decision import RETRACTION, Action, Reason, Verdict, decide
-from ledger.errors import InvalidArgumentError
+from ledger.errors import BuildTimeoutError, InvalidArgumentError
 from ledger.records import AppendResult
 from ledger.store import EventStore, kinds_between
 from ledger.streams import session_stream
@@ -130,7 +130,7 @@ class AgentCache:
                 return decision
             assert pending is not None
             if not pending.done.wait(self.build_timeout):
-                raise TimeoutError(f"agent build for {session_key!r} did not finish")
+                raise BuildTimeoutError(session_key, self.build_timeout)
             live = self._views.head_sequence(session_id)
 
     def _decide_locked(

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Final, Literal
 
+from ledger.errors import InvalidArgumentError
+
 __all__ = ["PENDING", "guard", "make_entry", "refresh_message_count"]
 
 
@@ -65,7 +67,7 @@ def guard(
         return "reuse"
     if len(entry) in (3, 4):
         return "reuse" if entry[2] == live_message_count else "rebuild"
-    raise ValueError(f"cache entry has {len(entry)} fields; expected 2, 3 or 4")
+    raise InvalidArgumentError("cache entry", entry, "a tuple of 2, 3 or 4 fields")
 
 
 def refresh_message_count(entry: Entry, session_id: str, live_message_count: int) -> Entry:
@@ -78,4 +80,4 @@ def refresh_message_count(entry: Entry, session_id: str, live_message_count: int
         if entry[3] != session_id:
             return entry
         return (entry[0], entry[1], live_message_count, session_id)
-    raise ValueError(f"cache entry has {len(entry)} fields; expected 2, 3 or 4")
+    raise InvalidArgumentError("cache entry", entry, "a tuple of 2, 3 or 4 fields")

@@ -76,7 +76,8 @@ def run_job(
                 .returning(runs.c.run_id)
             ).scalar_one()
     except DatabaseError as exc:
-        if isinstance(exc.__cause__, sa.exc.IntegrityError) and scheduled_for is not None:
+        claimed = exc.constraint == "uq_compaction_runs_job_scheduled_for"
+        if claimed and scheduled_for is not None:
             return None
         raise
     status, report = "failed", None

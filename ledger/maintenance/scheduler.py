@@ -40,6 +40,7 @@ from ledger.errors import ConfigurationError
 from ledger.maintenance import history, jobs, parse_duration, run_job
 from ledger.schema import apscheduler_jobs
 from ledger.store import EventStore, default_writer
+from ledger.store.database import RAW_ERRORS
 
 __all__ = [
     "JobInfo",
@@ -180,7 +181,11 @@ def build_scheduler(
     scheduler = scheduler or BlockingScheduler(timezone=dt.UTC)
     scheduler.configure(
         jobstores={
-            "default": SQLAlchemyJobStore(engine=store.engine, tablename="apscheduler_jobs")
+            # APScheduler catches SQLAlchemy's IntegrityError itself: leave its errors raw.
+            "default": SQLAlchemyJobStore(
+                engine=store.engine.execution_options(**{RAW_ERRORS: True}),
+                tablename="apscheduler_jobs",
+            )
         },
         job_defaults={
             "coalesce": True,

@@ -2,9 +2,10 @@
 
 Integrity errors are told apart by the name of the constraint they broke, looked up in
 :data:`CONSTRAINTS`. PostgreSQL reports that name (``diag.constraint_name``); SQLite reports the
-columns instead ("UNIQUE constraint failed: events.stream, events.sequence"), from which the
-schema's naming convention (``uq_<table>_<columns>``) gives the same name. Every other driver
-error becomes a :class:`DatabaseError` naming the backend.
+columns instead ("UNIQUE constraint failed: events.stream, events.sequence"), and the table's
+key on those columns in the schema gives the same name. Every driver error
+becomes a :class:`DatabaseError` naming the backend, at one place: the ``handle_error`` hook
+every engine of the ledger carries.
 """
 
 from __future__ import annotations
@@ -19,11 +20,19 @@ from ledger.errors import (
     DatabaseError,
     DuplicateEventError,
     InvalidEventError,
+    LedgerError,
     WrongExpectedVersionError,
 )
 from ledger.records import StreamAppend
+from ledger.schema import metadata
 
-__all__ = ["CONSTRAINTS", "constraint_name", "translate_error"]
+__all__ = [
+    "CONSTRAINTS",
+    "append_error",
+    "constraint_name",
+    "database_error",
+    "translate_error",
+]
 
 Violation = Literal["stream_sequence", "event_id", "message_id"]
 
@@ -31,7 +40,7 @@ Violation = Literal["stream_sequence", "event_id", "message_id"]
 CONSTRAINTS: dict[str, Violation] = {
     "uq_events_stream_sequence": "stream_sequence",
     "uq_events_event_id": "event_id",
-    "uq_transcript_messages_session_id_message_id": "message_id",
+    "pk_transcript_messages": "message_id",
 }
 
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (\w+)\.(\w+(?:, \w+\.\w+)*)")
@@ -45,9 +54,17 @@ def constraint_name(exc: sa.exc.DBAPIError) -> str | None:
     found = _SQLITE_UNIQUE.search(str(exc.orig))
     if found is None:
         return None
-    table = found.group(1)
+    # SQLite names the columns, not the constraint: find the table's key on those columns.
     columns = [part.split(".")[-1] for part in found.group(2).split(", ")]
-    return f"uq_{table}_{'_'.join(columns)}"
+    table = metadata.tables.get(found.group(1))
+    keys = [] if table is None else [table.primary_key, *table.constraints]
+    for key in keys:
+        if (
+            isinstance(key, sa.PrimaryKeyConstraint | sa.UniqueConstraint)
+            and [c.name for c in key.columns] == columns
+        ):
+            return str(key.name)
+    return None
 
 
 def _backend(exc: sa.exc.DBAPIError) -> str | None:
@@ -55,32 +72,50 @@ def _backend(exc: sa.exc.DBAPIError) -> str | None:
     return {"sqlite3": "SQLite", "psycopg": "PostgreSQL", "psycopg2": "PostgreSQL"}.get(module)
 
 
-def translate_error(
-    exc: sa.exc.DBAPIError,
+def database_error(exc: sa.exc.DBAPIError) -> DatabaseError:
+    """The ledger's error for any driver error: names the backend and any broken constraint.
+
+    Installed as every engine's ``handle_error`` hook (``ledger.store.database``), so no driver
+    or SQLAlchemy database exception leaves the ledger; the driver's error is the ``__cause__``.
+    """
+    constraint = constraint_name(exc) if isinstance(exc, sa.exc.IntegrityError) else None
+    return DatabaseError(str(exc.orig).strip(), backend=_backend(exc), constraint=constraint)
+
+
+def append_error(
+    error: DatabaseError,
     appends: Sequence[StreamAppend] = (),
     actual: Mapping[str, int] | None = None,
-) -> Exception:
-    """Map a driver error to the ledger's tree.
+) -> LedgerError:
+    """What a failed append means, given the :class:`DatabaseError` it raised.
 
     A broken ``(stream, sequence)`` means another writer moved a stream between our head read
     and our insert: :class:`WrongExpectedVersionError` for the first stream whose head differs
     from what the append expected (``actual`` holds the heads read afterwards). A repeated
     ``event_id`` is a :class:`DuplicateEventError`, a repeated message id an
-    :class:`InvalidEventError`. Anything else is a :class:`DatabaseError` naming the backend.
+    :class:`InvalidEventError`. Anything else stays the :class:`DatabaseError` it was.
     """
-    violation = CONSTRAINTS.get(constraint_name(exc) or "")
-    if isinstance(exc, sa.exc.IntegrityError) and appends and violation is not None:
-        if violation == "stream_sequence":
-            heads = actual or {}
-            for part in appends:
-                expected = part.expected_sequence
-                now = heads.get(part.stream, 0)
-                if expected is None or expected != now:
-                    return WrongExpectedVersionError(
-                        part.stream, "any" if expected is None else expected, now
-                    )
-        if violation == "event_id":
-            return DuplicateEventError(appends[0].stream, [])
-        if violation == "message_id":
-            return InvalidEventError("MessageAppended", "message_id is already in this session")
-    return DatabaseError(str(exc.orig).strip(), backend=_backend(exc))
+    violation = CONSTRAINTS.get(error.constraint or "")
+    if appends and violation == "stream_sequence":
+        heads = actual or {}
+        for part in appends:
+            expected = part.expected_sequence
+            now = heads.get(part.stream, 0)
+            if expected is None or expected != now:
+                return WrongExpectedVersionError(
+                    part.stream, "any" if expected is None else expected, now
+                )
+    if appends and violation == "event_id":
+        return DuplicateEventError(appends[0].stream, [])
+    if violation == "message_id":
+        return InvalidEventError("MessageAppended", "message_id is already in this session")
+    return error
+
+
+def translate_error(
+    exc: sa.exc.DBAPIError,
+    appends: Sequence[StreamAppend] = (),
+    actual: Mapping[str, int] | None = None,
+) -> LedgerError:
+    """A driver error in the ledger's tree: :func:`database_error`, then :func:`append_error`."""
+    return append_error(database_error(exc), appends, actual)

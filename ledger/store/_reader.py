@@ -1,7 +1,7 @@
 """Reading the log: streams and the whole log, live and archived, lazily and in batches.
 
 :class:`LogReader` is the read half of :class:`~ledger.store.EventStore` (which inherits it).
-Every read goes through :class:`~ledger.archive.SegmentReader`, so archived events read like
+Every read goes through ``_archive.SegmentReader``, so archived events read like
 live ones, and converts raw driver values in bulk: that is most of what reading costs.
 """
 

@@ -39,7 +39,7 @@ from ledger.schema import streams as streams_table
 from ledger.store import migration
 from ledger.store._archive import restore_archived, restore_stream
 from ledger.store._backend import WritePath
-from ledger.store._errors import translate_error
+from ledger.store._errors import CONSTRAINTS, append_error
 from ledger.store._idempotency import stored_result
 from ledger.store._postgres import PostgresWritePath
 from ledger.store._prepare import prepare
@@ -153,15 +153,13 @@ class EventStore(LogReader):
             yield from self._transaction(append_lock)
 
     def _transaction(self, append_lock: bool) -> Iterator[sa.Connection]:
-        try:
-            with self.engine.connect() as conn:
-                conn.execution_options(**{WRITE: True})
-                with conn.begin():
-                    if append_lock:
-                        self._path.lock(conn)
-                    yield conn
-        except sa.exc.DBAPIError as exc:
-            raise translate_error(exc) from exc
+        # Driver errors arrive as DatabaseError already (the engine's handle_error hook).
+        with self.engine.connect() as conn:
+            conn.execution_options(**{WRITE: True})
+            with conn.begin():
+                if append_lock:
+                    self._path.lock(conn)
+                yield conn
 
     def append(
         self,
@@ -192,11 +190,10 @@ class EventStore(LogReader):
             with self.transaction(append_lock=not lock_in_claim) as conn:
                 return self.append_in(conn, appends, prepared, lock_in_claim=lock_in_claim)
         except DatabaseError as exc:
-            cause = exc.__cause__
-            if not isinstance(cause, sa.exc.IntegrityError):
+            if exc.constraint not in CONSTRAINTS:
                 raise
             actual = {part.stream: self.head_sequence(part.stream) for part in appends}
-            raise translate_error(cause, appends, actual) from cause
+            raise append_error(exc, appends, actual) from exc
 
     def append_in(
         self,

@@ -7,6 +7,10 @@ lock, and a plain deferred ``BEGIN`` for reads. The database file is created 060
 0700, because it holds private conversations.
 
 PostgreSQL: psycopg 3 with ``synchronous_commit`` left as the server has it (on).
+
+Every engine carries a ``handle_error`` hook that turns driver errors into the ledger's
+:class:`DatabaseError` (naming the backend and any broken constraint), so no SQLAlchemy or
+driver exception leaves the ledger, whichever layer ran the statement.
 """
 
 from __future__ import annotations
@@ -22,15 +26,26 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from ledger.config import Settings
-from ledger.errors import ConfigurationError
+from ledger.errors import ConfigurationError, DatabaseError, LedgerError
+from ledger.store._errors import database_error
 
-__all__ = ["AUTOCOMMIT_READ", "WRITE", "create_engine", "is_sqlite", "normalize_url"]
+__all__ = [
+    "AUTOCOMMIT_READ",
+    "RAW_ERRORS",
+    "WRITE",
+    "create_engine",
+    "is_sqlite",
+    "normalize_url",
+]
 
 #: Execution option that makes a connection's next transaction a write (``BEGIN IMMEDIATE``).
 WRITE = "ledger_write"
 #: Execution option for single-statement reads: on SQLite no BEGIN at all (the statement is its
 #: own snapshot), which halves the cost of the agent cache's per-turn head read.
 AUTOCOMMIT_READ = "ledger_autocommit_read"
+#: Execution option for third-party code given the engine (APScheduler's job store) that
+#: catches SQLAlchemy's own exceptions: its errors are left untranslated.
+RAW_ERRORS = "ledger_raw_errors"
 
 
 def normalize_url(url: str) -> sa.URL:
@@ -112,11 +127,27 @@ def _sqlite_engine(url: sa.URL, settings: Settings, **kwargs: Any) -> sa.Engine:
         options = conn.get_execution_options()
         if options.get(AUTOCOMMIT_READ, False):
             return
-        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-            "BEGIN IMMEDIATE" if options.get(WRITE, False) else "BEGIN"
-        )
+        try:
+            conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+                "BEGIN IMMEDIATE" if options.get(WRITE, False) else "BEGIN"
+            )
+        except sqlite3.Error as exc:  # outside SQLAlchemy's error handling: translate here
+            raise DatabaseError(str(exc), backend="SQLite") from exc
 
     return engine
+
+
+def _translate(context: sa.engine.ExceptionContext) -> BaseException | None:
+    """``handle_error`` hook: every driver error leaves as the ledger's DatabaseError."""
+    connection = context.connection
+    if connection is not None and connection.get_execution_options().get(RAW_ERRORS, False):
+        return None
+    if isinstance(context.original_exception, LedgerError):
+        return context.original_exception  # raised by our own bind processors: unwrap it
+    error = context.sqlalchemy_exception
+    if isinstance(error, sa.exc.DBAPIError):
+        return database_error(error)
+    return None
 
 
 def create_engine(url: str, settings: Settings | None = None, **kwargs: Any) -> sa.Engine:
@@ -124,5 +155,8 @@ def create_engine(url: str, settings: Settings | None = None, **kwargs: Any) -> 
     settings = settings or Settings.from_env()
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed, settings, **kwargs)
-    return sa.create_engine(parsed, **kwargs)
+        engine = _sqlite_engine(parsed, settings, **kwargs)
+    else:
+        engine = sa.create_engine(parsed, **kwargs)
+    event.listen(engine, "handle_error", _translate)
+    return engine

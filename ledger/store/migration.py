@@ -17,7 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from ledger.errors import SchemaNotCurrentError
-from ledger.store._errors import translate_error
+from ledger.store._errors import database_error
 from ledger.store.database import WRITE, is_sqlite
 
 __all__ = [
@@ -115,6 +115,6 @@ def ensure_schema(engine: sa.Engine) -> None:
         if is_sqlite(engine):
             upgrade(engine)
             return
-    except sa.exc.DBAPIError as exc:
-        raise translate_error(exc) from exc
+    except sa.exc.DBAPIError as exc:  # an engine made without the ledger's hook
+        raise database_error(exc) from exc
     raise SchemaNotCurrentError(current, head)

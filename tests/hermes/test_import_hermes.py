@@ -1,4 +1,4 @@
-"""Tests of the Hermes ``state.db`` importer (``ledger.importer``) on SQLite and PostgreSQL.
+"""Tests of the Hermes ``state.db`` importer (``ledger.hermes``) on SQLite and PostgreSQL.
 
 The sources are built by ``tests/hermes_fixture.py`` with the old and the new Hermes column
 sets; their docstrings list what each scenario holds and so what an import must produce.
@@ -9,12 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from ledger import (
     InvalidArgumentError,
@@ -26,16 +24,9 @@ from ledger import (
 )
 from ledger.config import Settings
 from ledger.hermes._importer import ImportSummary, count_hermes_messages, import_hermes
-from ledger.schema import events as events_table
-from tests import hermes_fixture
-from tests.hermes_fixture import CLI_KEY, DISCORD_KEY, TELEGRAM_KEY, add_message
-
-
-@pytest.fixture
-def ledger(migrated_url: str, settings: Settings) -> Iterator[Ledger]:
-    """A ledger on a migrated database of each backend."""
-    with Ledger.open(migrated_url, writer="importer", settings=settings) as opened:
-        yield opened
+from tests.helpers import count_events
+from tests.hermes import fixture as hermes_fixture
+from tests.hermes.fixture import CLI_KEY, DISCORD_KEY, TELEGRAM_KEY, add_message
 
 
 @pytest.fixture
@@ -48,12 +39,6 @@ def old_path(tmp_path: Path) -> Path:
 def new_path(tmp_path: Path) -> Path:
     """A state.db with the new Hermes column set."""
     return hermes_fixture.new_db(tmp_path / "new-state.db")
-
-
-def count_events(ledger: Ledger) -> int:
-    with ledger.store.engine.connect() as conn:
-        query = sa.select(sa.func.count()).select_from(events_table)
-        return int(conn.execute(query).scalar_one())
 
 
 def stream_events(ledger: Ledger, stream: str) -> list[Any]:

@@ -106,14 +106,6 @@ def live_streams(store: EventStore) -> set[str]:
         return set(conn.execute(sa.select(events.c.stream).distinct()).scalars())
 
 
-def total_events(store: EventStore) -> int:
-    """Events in the live table plus events held by archive segments."""
-    with store.engine.connect() as conn:
-        live = conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one()
-        archived = conn.execute(sa.select(sa.func.sum(archive_segments.c.event_count))).scalar()
-    return int(live) + int(archived or 0)
-
-
 def build_history(ledger: Ledger, other: Ledger) -> dict[str, str]:
     """A small gateway history on two keys, written by ``ledger`` and a foreign ``other``.
 

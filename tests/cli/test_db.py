@@ -7,8 +7,8 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from ledger.store import migration
 from ledger.cli import cli
+from ledger.store import migration
 
 
 def run(*args: str) -> Result:

@@ -4,7 +4,7 @@ Two schemas: ``OLD`` is the early column set (no ``session_key``, ``active``, ``
 ``session_meta`` rows); ``NEW`` is the ``sessions`` and ``messages`` DDL of a current Hermes
 (``hermes_state_common.SCHEMA_SQL``) plus one column no Hermes ever had, ``future_column``.
 ``old_db`` and ``new_db`` write small scenarios whose expected import is spelled out below;
-``large_db`` writes a big one for measuring throughput (``python -m tests.hermes_fixture``).
+``large_db`` writes a big one for measuring throughput (``python -m tests.hermes.fixture``).
 """
 
 from __future__ import annotations

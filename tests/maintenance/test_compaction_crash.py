@@ -22,20 +22,20 @@ import pytest
 import sqlalchemy as sa
 
 from ledger import EventStore, Ledger
-from ledger.maintenance import _jobs as compaction
-from ledger.maintenance import archive, restore, retention
 from ledger.config import Settings
 from ledger.facade import session_stream
+from ledger.maintenance import _jobs as compaction
+from ledger.maintenance import archive, restore, retention
 from ledger.schema import archive_segments, events, session_tombstones, streams
 from projections.sessions import SessionsProjection
-from tests.compaction_support import (
+from tests.helpers import total_events
+from tests.maintenance.support import (
     AGE,
     archived_streams,
     dump_all,
     event_rows,
     let_age,
     segment_count,
-    total_events,
     verify_all,
 )
 

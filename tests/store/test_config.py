@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from ledger import ConfigurationError, EventStore
-from ledger.store import migration
 from ledger.config import Settings
+from ledger.store import migration
 
 LEDGER_VARIABLES = (
     "LEDGER_DATABASE_URL",

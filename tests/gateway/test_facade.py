@@ -10,10 +10,8 @@ import dataclasses
 import datetime as dt
 import re
 import uuid
-from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 
 from ledger import (
     AgentCache,
@@ -34,29 +32,9 @@ from ledger import (
 )
 from ledger.config import Settings
 from ledger.facade import key_stream, session_stream
-from ledger.schema import events as events_table
+from tests.helpers import count_events
 
 KEY = "telegram:12345:thread-9"
-
-
-@pytest.fixture
-def ledger(migrated_url: str, settings: Settings) -> Iterator[Ledger]:
-    """A ``Ledger`` with writer ``gateway-1`` on a migrated database of each backend."""
-    opened = Ledger.open(migrated_url, writer="gateway-1", settings=settings)
-    try:
-        yield opened
-        pool = opened.store.engine.pool
-        assert isinstance(pool, sa.pool.QueuePool)
-        assert pool.checkedout() == 0, "a connection leaked out of the ledger"
-    finally:
-        opened.close()
-
-
-def count_events(ledger: Ledger) -> int:
-    """How many rows the log holds."""
-    with ledger.store.engine.connect() as conn:
-        query = sa.select(sa.func.count()).select_from(events_table)
-        return int(conn.execute(query).scalar_one())
 
 
 def head_of(ledger: Ledger, session_id: str) -> tuple[int, int]:
@@ -344,7 +322,9 @@ def test_append_message_with_a_malformed_event_id_raises_invalid_argument(ledger
     """An ``event_id`` that is not a UUID is a typed ``InvalidArgumentError``, with no writes."""
     session_id = ledger.open_session(KEY)
     before = count_events(ledger)
-    with pytest.raises(InvalidArgumentError, match=r"^Invalid event_id 'not-a-uuid': expected a UUID$"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"^Invalid event_id 'not-a-uuid': expected a UUID$"
+    ):
         ledger.append_message(session_id, "user", "hello", event_id="not-a-uuid")
     assert count_events(ledger) == before
 

@@ -17,11 +17,11 @@ from click.testing import CliRunner
 
 from ledger import AgentCache, Ledger, LedgerError
 from ledger.cli import cli
-from ledger.maintenance import archive, restore
 from ledger.config import Settings
-from ledger.streams import key_stream, session_stream
+from ledger.maintenance import archive, restore
 from ledger.schema import archive_segments, events, streams
-from tests.compaction_support import (
+from ledger.streams import key_stream, session_stream
+from tests.maintenance.support import (
     AGE,
     KEY_A,
     KEY_B,
@@ -36,19 +36,6 @@ from tests.compaction_support import (
 )
 
 SIGNATURE = ("model", "prompt-v1")
-
-
-@pytest.fixture
-def ledger(migrated_url: str, settings: Settings) -> Iterator[Ledger]:
-    """A ``Ledger`` with writer ``gateway-1`` on a migrated database of each backend."""
-    opened = Ledger.open(migrated_url, writer="gateway-1", settings=settings)
-    try:
-        yield opened
-        pool = opened.store.engine.pool
-        assert isinstance(pool, sa.pool.QueuePool)
-        assert pool.checkedout() == 0, "a connection leaked out of the ledger"
-    finally:
-        opened.close()
 
 
 @pytest.fixture

@@ -34,10 +34,10 @@ from hypothesis.stateful import (
 )
 
 from ledger import EventStore, Ledger, StreamAppend
-from ledger.store._archive import archive_stream, restore_stream
 from ledger.config import Settings
-from ledger.store._reader import READ_BATCH
 from ledger.schema import events, search_documents, usage_daily
+from ledger.store._archive import archive_stream, restore_stream
+from ledger.store._reader import READ_BATCH
 from projections.checkpoint import read_checkpoints
 from tests import controls
 

@@ -20,10 +20,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from ledger import EventStore, SchemaNotCurrentError
-from ledger.store import migration
 from ledger.config import Settings
-from ledger.store.database import create_engine
 from ledger.schema import metadata
+from ledger.store import migration
+from ledger.store.database import create_engine
 
 LEDGER_TABLES = set(metadata.tables)
 

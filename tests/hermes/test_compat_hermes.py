@@ -6,6 +6,7 @@ import pickle
 
 import pytest
 
+from ledger import InvalidArgumentError
 from ledger.hermes.guard import PENDING, guard, make_entry, refresh_message_count
 
 
@@ -59,7 +60,10 @@ def test_pending_sentinel_is_never_touched() -> None:
     assert pickle.loads(pickle.dumps(PENDING)) is PENDING
 
 
-def test_malformed_entry_is_a_value_error() -> None:
-    """A tuple of another size is refused loudly."""
-    with pytest.raises(ValueError, match="5 fields"):
+def test_malformed_entry_is_an_invalid_argument_error() -> None:
+    """A tuple of another size is refused loudly, as a typed (ValueError) ledger error."""
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"^Invalid cache entry .*: expected a tuple of 2, 3 or 4 fields$",
+    ):
         guard(("a", "b", 1, "s", "x"), "s", 1)

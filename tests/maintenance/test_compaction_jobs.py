@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 
 import msgspec
 import pytest
@@ -17,6 +16,7 @@ from click.testing import CliRunner
 
 from ledger import InvalidArgumentError, Ledger, SessionClosedError
 from ledger.cli import cli
+from ledger.facade import key_stream, session_stream
 from ledger.maintenance import (
     archive,
     compact_keys,
@@ -27,8 +27,6 @@ from ledger.maintenance import (
     run_job,
     vacuum,
 )
-from ledger.config import Settings
-from ledger.facade import key_stream, session_stream
 from ledger.replay import replay
 from ledger.schema import (
     events,
@@ -41,7 +39,7 @@ from ledger.schema import (
 from projections.keys import KeysProjection
 from projections.rebuild import rebuild, verify
 from projections.sessions import SessionsProjection
-from tests.compaction_support import (
+from tests.maintenance.support import (
     AGE,
     catch_up,
     dump_all,
@@ -54,19 +52,6 @@ from tests.compaction_support import (
 KEY = "telegram:1:main"
 OTHER_KEY = "telegram:2:main"
 REPORT_KEYS = {"job", "dry_run", "sessions", "events", "bytes_before", "bytes_after"}
-
-
-@pytest.fixture
-def ledger(migrated_url: str, settings: Settings) -> Iterator[Ledger]:
-    """A ``Ledger`` with writer ``gateway-1`` on a migrated database of each backend."""
-    opened = Ledger.open(migrated_url, writer="gateway-1", settings=settings)
-    try:
-        yield opened
-        pool = opened.store.engine.pool
-        assert isinstance(pool, sa.pool.QueuePool)
-        assert pool.checkedout() == 0, "a connection leaked out of the ledger"
-    finally:
-        opened.close()
 
 
 @pytest.fixture

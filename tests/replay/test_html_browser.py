@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from ledger.cli import cli
-from tests.test_replay_cli import KEY, url
+from tests.cli.test_replay import KEY, url
 
 pytestmark = pytest.mark.browser
 

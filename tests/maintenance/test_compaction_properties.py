@@ -23,12 +23,12 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from ledger import EventStore, Ledger
-from ledger.maintenance import archive, compact_keys
 from ledger.config import Settings
-from ledger.streams import session_stream
+from ledger.maintenance import archive, compact_keys
 from ledger.replay import replay
+from ledger.streams import session_stream
 from projections.snapshot import snapshot
-from tests.compaction_support import AGE, archived_streams, dump_all, let_age, verify_all
+from tests.maintenance.support import AGE, archived_streams, dump_all, let_age, verify_all
 
 #: No shrinking: a history is ~50 writes, and shrinking one costs minutes. A failure prints the
 #: drawn history as is; minimal cases live in the deterministic tests of the other files.
