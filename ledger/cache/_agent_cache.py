@@ -3,20 +3,9 @@
 A gateway keeps an expensive agent per conversation slot and must decide, every turn, whether it
 may REUSE it. A mutable message counter answers that badly (see ``docs/agent-cache.md``). Here
 each entry keeps a baseline ``{session_id: sequence}`` of what the cache has seen of each
-session, and :meth:`AgentCache.check` compares it with the live head from ``session_heads``:
-
-=====================================================  ========  ===================
-situation                                              action    reason
-=====================================================  ========  ===================
-no entry for the key                                   miss      ``miss``
-signature differs                                      rebuild   ``signature_changed``
-no baseline for this session (first switch to it)      reuse     ``switch``
-live sequence == baseline                              reuse     ``hit``
-live > baseline, a retraction in between               rebuild   ``retracted``
-live > baseline, everything in between is ours         reuse     ``own_write``
-live > baseline, anything in between from elsewhere    rebuild   ``foreign_write``
-live < baseline, or the session is gone                rebuild   ``regressed``
-=====================================================  ========  ===================
+session, and :meth:`AgentCache.check` compares it with the live head from ``session_heads``
+through the decision table of :mod:`ledger.cache._decision` (miss, signature_changed, switch,
+hit, own_write, foreign_write, retracted, regressed).
 
 ``sequence`` only grows, so a switch never looks like a change and an undo-then-append can
 never look like no change. Entries are bounded (LRU, idle TTL), thread-safe, and a missing key

@@ -102,6 +102,11 @@ def _source_options(func: Any) -> Any:
     return url_option(json_option(func))
 
 
+def _write_html(path: Path, report: ReplayReport) -> None:
+    path.write_text(render_html(report), encoding="utf-8")
+    click.echo(f"wrote {path}", err=True)
+
+
 @click.command("replay")
 @_source_options
 @click.option("--key", "keys", multiple=True, help="Only these session keys (repeatable).")
@@ -117,8 +122,7 @@ def replay_command(
     """Replay the log and total, per guard, the rebuilds, false busts and missed changes."""
     report = _run(url, jsonl, list(keys) or None, since, guard, html_file is not None, as_json)
     if html_file is not None:
-        html_file.write_text(render_html(report), encoding="utf-8")
-        click.echo(f"wrote {html_file}", err=True)
+        _write_html(html_file, report)
     if as_json:
         emit_json(replay_document(report))
     elif html_file is None:
@@ -143,8 +147,7 @@ def explain_command(
     if key is None:
         raise InvalidArgumentError("session_key", session_key, "a key with events in the log")
     if html_file is not None:
-        html_file.write_text(render_html(report), encoding="utf-8")
-        click.echo(f"wrote {html_file}", err=True)
+        _write_html(html_file, report)
     if as_json:
         emit_json(msgspec.to_builtins(key))
     elif html_file is None:

@@ -64,6 +64,21 @@ def default_writer() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _recorded(row: dict[str, Any], sequence: int, position: int, event: Event) -> RecordedEvent:
+    """The record of a row just inserted, for the inline projections."""
+    return RecordedEvent(
+        stream=row["stream"],
+        sequence=sequence,
+        position=position,
+        type=row["type"],
+        event=event,
+        event_id=row["event_id"],
+        writer=row["writer"],
+        recorded_at=row["recorded_at"],
+        schema_version=row["schema_version"],
+    )
+
+
 class EventStore(LogReader):
     """An append-only log of events in streams, on SQLite or PostgreSQL.
 
@@ -261,17 +276,7 @@ class EventStore(LogReader):
             )
         if self.inline_projections:
             records = [
-                RecordedEvent(
-                    stream=row["stream"],
-                    sequence=row["sequence"],
-                    position=position,
-                    type=row["type"],
-                    event=event,
-                    event_id=row["event_id"],
-                    writer=row["writer"],
-                    recorded_at=row["recorded_at"],
-                    schema_version=row["schema_version"],
-                )
+                _recorded(row, row["sequence"], position, event)
                 for row, position, event in zip(rows, positions, events_in_order, strict=True)
             ]
             for projection in self.inline_projections:
@@ -315,19 +320,8 @@ class EventStore(LogReader):
             raise WrongExpectedVersionError(part.stream, expected, sequence - 1)
         if archived:
             restore_stream(conn, part.stream)
-        record = RecordedEvent(
-            stream=part.stream,
-            sequence=sequence,
-            position=position,
-            type=row["type"],
-            event=event,
-            event_id=row["event_id"],
-            writer=row["writer"],
-            recorded_at=row["recorded_at"],
-            schema_version=row["schema_version"],
-        )
         for projection in self.inline_projections:
-            projection.apply(conn, [record])
+            projection.apply(conn, [_recorded(row, sequence, position, event)])
         return AppendResult(
             stream=part.stream,
             sequence=sequence,
