@@ -6,7 +6,7 @@ Two cases, on SQLite and (with ``--postgres``) on PostgreSQL, in one run:
     One ``MessageAppended`` per :meth:`EventStore.append`, rotating over 10 streams (one per
     chat session), as a gateway records each message the moment it arrives. Baseline: raw
     SQLAlchemy Core, one ``INSERT`` of one row per ``with engine.begin()``, on an engine made by
-    :func:`ledger.database.create_engine`, so the same PRAGMAs (SQLite) or server settings
+    :func:`ledger.store.database.create_engine`, so the same PRAGMAs (SQLite) or server settings
     (PostgreSQL) apply. Target: ledger >= 0.8 x baseline.
 ``batch``
     1,000 events per :meth:`EventStore.append` (an import, a replayed transcript). Baseline: the
@@ -43,38 +43,44 @@ stdout holds one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import itertools
-import json
-import os
-import sqlite3
 import sys
-import tempfile
-import time
-import uuid
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-import msgspec
-import psycopg
 import sqlalchemy as sa
-from common import log, postgres_schema, raw_table, shown_url
+from _harness.databases import raw_table, scratch_folder
+from _harness.machine import sqlite_environment, sqlite_pragmas
+from _harness.output import (
+    add_run_arguments,
+    emit,
+    log,
+    on_backends,
+    options_document,
+    postgres_line,
+    verdict,
+)
+from _harness.postgres import migrated_schema, postgres_settings, psycopg_connect
+from _harness.timing import Runner, TargetComparison, measure_rounds
+from _workloads.append import (
+    BATCH_SIZE,
+    PAYLOAD,
+    STREAMS,
+    WRITER,
+    core_singles,
+    ledger_runner,
+    open_sqlite3,
+    psycopg_batches,
+    sqlite3_batches,
+)
 
-from ledger import EventStore, MessageAppended
-from ledger.store import migration
+from ledger import EventStore
 from ledger.config import Settings
-from ledger.store.database import WRITE, create_engine
+from ledger.store.database import create_engine
 
-STREAMS = 10
-BATCH_SIZE = 1000
 SINGLE_TARGET = 0.8
 BATCH_TARGET = 0.5
-WRITER = "benchmark:append"
-CONTENT = "Sure - the deploy finished at 14:02 and every check passed."
 #: Store variants: label -> (stream-name prefix, inline projections; ``None`` = installed ones).
 VARIANTS: dict[str, tuple[str, tuple[()] | None]] = {
     "log": ("log-", ()),
@@ -82,20 +88,6 @@ VARIANTS: dict[str, tuple[str, tuple[()] | None]] = {
 }
 RAW_SINGLE = "raw_single"
 RAW_BATCH = "raw_batch"
-INSERT_COLUMNS = (
-    "stream",
-    "sequence",
-    "type",
-    "data",
-    "event_id",
-    "writer",
-    "recorded_at",
-    "schema_version",
-)
-SQLITE_SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
-
-#: Performs ``n`` operations (appends or transactions) and returns the seconds they took.
-Runner = Callable[[int], float]
 
 
 # -- options and results -----------------------------------------------------------------------
@@ -117,7 +109,7 @@ class Options:
 
 
 @dataclass(frozen=True, slots=True)
-class Result:
+class Result(TargetComparison):
     """One ledger-versus-baseline comparison."""
 
     backend: str
@@ -128,26 +120,6 @@ class Result:
     ledger_seconds: float
     baseline_seconds: float
     target: float | None
-
-    @property
-    def ledger_rate(self) -> float:
-        return self.events / self.ledger_seconds
-
-    @property
-    def baseline_rate(self) -> float:
-        return self.events / self.baseline_seconds
-
-    @property
-    def ratio(self) -> float:
-        return self.ledger_rate / self.baseline_rate
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {
-            "ledger_events_per_s": round(self.ledger_rate, 1),
-            "baseline_events_per_s": round(self.baseline_rate, 1),
-            "ratio": round(self.ratio, 3),
-            "meets_target": None if self.target is None else self.ratio >= self.target,
-        }
 
 
 @dataclass(slots=True)
@@ -175,14 +147,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         default="FULL",
         help="SQLite PRAGMA synchronous for the ledger and the baselines (FULL)",
     )
-    parser.add_argument(
-        "--postgres",
-        metavar="URL",
-        default=os.environ.get("LEDGER_TEST_POSTGRES_URL") or None,
-        help="PostgreSQL database to measure too (default: $LEDGER_TEST_POSTGRES_URL; '' skips)",
-    )
-    parser.add_argument("--dir", dest="directory", help="parent folder of the SQLite files")
-    parser.add_argument("--json", dest="as_json", action="store_true", help="JSON on stdout")
+    add_run_arguments(parser, files="files", postgres=True)
     args = parser.parse_args(argv)
     if args.quick:
         args.count, args.batches, args.rounds = 100, 3, 2
@@ -201,174 +166,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     )
 
 
-# -- workload ----------------------------------------------------------------------------------
-
-
-def make_message(index: int, session_id: str = "single-00") -> MessageAppended:
-    """The ``index``-th message: ~220 bytes of JSON once encoded."""
-    return MessageAppended(
-        session_id=session_id,
-        message_id=f"m{index:010d}",
-        role="assistant",
-        content=CONTENT,
-    )
-
-
-#: What the baselines store as ``data``: the encoding of a typical message, made once.
-PAYLOAD = msgspec.json.encode(make_message(0))
-EVENT_TYPE = MessageAppended.__struct_config__.tag
-SCHEMA_VERSION = MessageAppended.schema_version
-
-
-class StreamCursor:
-    """Rotates over ``STREAMS`` stream names and hands out their next sequences."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.turn = itertools.count()
-        self.heads: defaultdict[str, int] = defaultdict(int)
-
-    def take(self, size: int) -> tuple[str, int]:
-        """The next stream and the first of ``size`` sequences reserved on it."""
-        stream = f"{self.prefix}-{next(self.turn) % STREAMS}"
-        first = self.heads[stream] + 1
-        self.heads[stream] += size
-        return stream, first
-
-
-def insert_sql(table: str, marker: str) -> str:
-    """A plain ``INSERT`` of one row into ``table`` with the driver's parameter ``marker``."""
-    names = ", ".join(INSERT_COLUMNS)
-    return f"INSERT INTO {table} ({names}) VALUES ({', '.join([marker] * len(INSERT_COLUMNS))})"
-
-
-# -- runners -----------------------------------------------------------------------------------
-
-
-def ledger_runner(store: EventStore, prefix: str, case: str, size: int) -> Runner:
-    """``store.append`` of ``size`` events per call to ``<prefix><case>-NN``, rotating streams.
-
-    The events are built before the clock starts: making them is the caller's work.
-    """
-    turn = itertools.count()
-    numbers = itertools.count()
-
-    def run(n: int) -> float:
-        work = []
-        for _ in range(n):
-            session_id = f"{case}-{next(turn) % STREAMS:02d}"
-            events = [make_message(next(numbers), session_id) for _ in range(size)]
-            work.append((f"{prefix}{session_id}", events))
-        start = time.perf_counter()
-        for stream, batch in work:
-            store.append(stream, batch)
-        return time.perf_counter() - start
-
-    return run
-
-
-def core_singles(engine: sa.Engine, table: sa.Table) -> Runner:
-    """One Core ``INSERT`` per ``engine.begin()`` (``BEGIN IMMEDIATE`` on SQLite, as the store)."""
-    insert = table.insert()
-    writer_engine = engine.execution_options(**{WRITE: True})
-    streams = StreamCursor("single")
-
-    def run(n: int) -> float:
-        start = time.perf_counter()
-        for _ in range(n):
-            stream, sequence = streams.take(1)
-            row = {
-                "stream": stream,
-                "sequence": sequence,
-                "type": EVENT_TYPE,
-                "data": PAYLOAD,
-                "event_id": uuid.uuid4(),
-                "writer": WRITER,
-                "recorded_at": dt.datetime.now(dt.UTC),
-                "schema_version": SCHEMA_VERSION,
-            }
-            with writer_engine.begin() as conn:
-                conn.execute(insert, row)
-        return time.perf_counter() - start
-
-    return run
-
-
-def sqlite3_batches(conn: sqlite3.Connection, table: str) -> Runner:
-    """``executemany`` of ``BATCH_SIZE`` rows between ``BEGIN IMMEDIATE`` and ``COMMIT``."""
-    sql = insert_sql(table, "?")
-    streams = StreamCursor("batch")
-
-    def run(n: int) -> float:
-        start = time.perf_counter()
-        for _ in range(n):
-            stream, first = streams.take(BATCH_SIZE)
-            # Stored as SQLAlchemy stores them on SQLite: hex UUID, naive UTC timestamp text.
-            now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
-            rows = [
-                (
-                    stream,
-                    first + i,
-                    EVENT_TYPE,
-                    PAYLOAD,
-                    uuid.uuid4().hex,
-                    WRITER,
-                    now,
-                    SCHEMA_VERSION,
-                )
-                for i in range(BATCH_SIZE)
-            ]
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(sql, rows)
-            conn.execute("COMMIT")
-        return time.perf_counter() - start
-
-    return run
-
-
-def psycopg_batches(conn: psycopg.Connection[Any], table: str) -> Runner:
-    """``executemany`` (pipelined by psycopg) of ``BATCH_SIZE`` rows in one transaction."""
-    sql = insert_sql(table, "%s")
-    streams = StreamCursor("batch")
-
-    def run(n: int) -> float:
-        start = time.perf_counter()
-        for _ in range(n):
-            stream, first = streams.take(BATCH_SIZE)
-            now = dt.datetime.now(dt.UTC)
-            rows = [
-                (stream, first + i, EVENT_TYPE, PAYLOAD, uuid.uuid4(), WRITER, now, SCHEMA_VERSION)
-                for i in range(BATCH_SIZE)
-            ]
-            with conn.transaction(), conn.cursor() as cursor:
-                cursor.executemany(sql, rows)
-        return time.perf_counter() - start
-
-    return run
-
-
 # -- measuring ---------------------------------------------------------------------------------
-
-
-def split(total: int, rounds: int) -> list[int]:
-    """``total`` operations in ``rounds`` near-equal shares."""
-    return [total // rounds + (1 if i < total % rounds else 0) for i in range(rounds)]
-
-
-def measure(label: str, runners: Sequence[Runner], ops: int, opts: Options) -> list[float]:
-    """Seconds each runner took for ``ops`` operations, in rounds that rotate their order."""
-    warmup = opts.warmup_singles if label.endswith(" single") else opts.warmup_batches
-    log(f"{label}: warming up ({warmup} operations each)")
-    for runner in runners:
-        runner(warmup)
-    totals = [0.0] * len(runners)
-    for index, share in enumerate(split(ops, opts.rounds)):
-        for offset in range(len(runners)):
-            side = (index + offset) % len(runners)
-            totals[side] += runners[side](share)
-        shown = ", ".join(f"{t:.2f}s" for t in totals)
-        log(f"{label}: round {index + 1}/{opts.rounds}, {share} operations each; so far {shown}")
-    return totals
 
 
 def count_rows(engine: sa.Engine, table: str, stream_prefix: str = "") -> int:
@@ -386,17 +184,17 @@ def compare(
     opts: Options,
 ) -> list[Result]:
     """Every store variant and the ``baseline`` on ``case``, interleaved."""
-    ops, size, target = (
-        (opts.count, 1, SINGLE_TARGET)
+    ops, size, target, warmup = (
+        (opts.count, 1, SINGLE_TARGET, opts.warmup_singles)
         if case == "single"
-        else (opts.batches, BATCH_SIZE, BATCH_TARGET)
+        else (opts.batches, BATCH_SIZE, BATCH_TARGET, opts.warmup_batches)
     )
     ledgers = [
         ledger_runner(store, VARIANTS[variant][0], case, size) for variant, store in stores.items()
     ]
-    *ledger_seconds, baseline_seconds = measure(
-        f"{backend} {case}", [*ledgers, baseline[1]], ops, opts
-    )
+    runners = [*ledgers, baseline[1]]
+    timings = measure_rounds(f"{backend} {case}", runners, ops, opts.rounds, warmup)
+    *ledger_seconds, baseline_seconds = (seconds for seconds, _ in timings)
     return [
         Result(
             backend=backend,
@@ -445,81 +243,50 @@ def open_stores(url: str, settings: Settings, stack: ExitStack) -> dict[str, Eve
     return stores
 
 
-def create_raw_tables(engine: sa.Engine) -> None:
-    """The two baseline tables, shaped like ``events``."""
+def raw_engine(url: str, settings: Settings, stack: ExitStack) -> sa.Engine:
+    """An engine for the baselines, disposed by ``stack``, with both baseline tables made."""
+    engine = create_engine(url, settings)
+    stack.callback(engine.dispose)
     metadata = sa.MetaData()
     for name in (RAW_SINGLE, RAW_BATCH):
         raw_table(metadata, name)
     metadata.create_all(engine)
+    return engine
 
 
 # -- backends ----------------------------------------------------------------------------------
 
 
-def sqlite_pragmas(conn: Any) -> dict[str, str]:
-    """``journal_mode`` and ``synchronous`` as a DB-API connection sees them."""
-    cursor = conn.cursor()
-    journal = cursor.execute("PRAGMA journal_mode").fetchone()[0]
-    synchronous = cursor.execute("PRAGMA synchronous").fetchone()[0]
-    cursor.close()
-    return {"journal_mode": str(journal).upper(), "synchronous": SQLITE_SYNCHRONOUS[synchronous]}
-
-
-def open_sqlite3(path: Path, settings: Settings) -> sqlite3.Connection:
-    """A bare ``sqlite3`` connection with the ledger's PRAGMAs, transactions begun by us."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=settings.busy_timeout_ms / 1000)
-    conn.execute(f"PRAGMA busy_timeout = {settings.busy_timeout_ms}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute(f"PRAGMA synchronous = {settings.sqlite_synchronous}")
-    return conn
-
-
-def run_sqlite(opts: Options, settings: Settings, report: Report) -> None:
+def run_sqlite(settings: Settings, report: Report) -> None:
     """SQLite: the ledger in one file, both baselines in another, same folder and PRAGMAs."""
-    with (
-        tempfile.TemporaryDirectory(prefix="ledger-bench-", dir=opts.directory) as tmp,
-        ExitStack() as stack,
-    ):
-        folder = Path(tmp)
+    opts = report.options
+    with scratch_folder(opts.directory) as folder, ExitStack() as stack:
         log(f"sqlite: files in {folder}")
         stores = open_stores(f"sqlite:///{folder / 'ledger.db'}", settings, stack)
-        raw = create_engine(f"sqlite:///{folder / 'raw.db'}", settings)
-        stack.callback(raw.dispose)
-        create_raw_tables(raw)
+        raw = raw_engine(f"sqlite:///{folder / 'raw.db'}", settings, stack)
         conn = open_sqlite3(folder / "raw.db", settings)
         stack.callback(conn.close)
         with stores["log"].engine.connect() as ledger_conn:
             seen = sqlite_pragmas(ledger_conn.connection.dbapi_connection)
         if seen != sqlite_pragmas(conn):
             raise RuntimeError(f"PRAGMAs differ: ledger {seen}, sqlite3 {sqlite_pragmas(conn)}")
-        report.environment["sqlite"] = seen | {"sqlite_version": sqlite3.sqlite_version}
+        report.environment["sqlite"] = sqlite_environment(seen)
         log(f"sqlite: {report.environment['sqlite']}")
         batch = ("sqlite3 executemany", sqlite3_batches(conn, RAW_BATCH))
         report.results += run_cases("sqlite", stores, raw, batch, opts)
 
 
-def postgres_settings(conn: psycopg.Connection[Any]) -> dict[str, str]:
-    """The server settings that decide what a commit costs."""
-    names = ("server_version", "fsync", "synchronous_commit", "wal_sync_method", "search_path")
-    return {name: str(conn.execute(f"SHOW {name}").fetchone()[0]) for name in names}  # type: ignore[index]
-
-
-def run_postgres(opts: Options, settings: Settings, report: Report) -> None:
+def run_postgres(url: str, settings: Settings, report: Report) -> None:
     """PostgreSQL: the ledger's tables and both baseline tables in one fresh schema."""
-    assert opts.postgres is not None
-    with postgres_schema(opts.postgres) as url, ExitStack() as stack:
-        raw = create_engine(url, settings)
-        stack.callback(raw.dispose)
-        migration.upgrade(raw)
-        create_raw_tables(raw)
-        stores = open_stores(url, settings, stack)
-        libpq_url = sa.make_url(url).set(drivername="postgresql")
-        conn = psycopg.connect(libpq_url.render_as_string(hide_password=False), autocommit=True)
+    with migrated_schema(url, settings) as schema_url, ExitStack() as stack:
+        raw = raw_engine(schema_url, settings, stack)
+        stores = open_stores(schema_url, settings, stack)
+        conn = psycopg_connect(schema_url)
         stack.callback(conn.close)
-        report.environment["postgresql"] = postgres_settings(conn)
+        report.environment["postgresql"] = postgres_settings(conn, "search_path")
         log(f"postgresql: {report.environment['postgresql']}")
         batch = ("psycopg executemany", psycopg_batches(conn, RAW_BATCH))
-        report.results += run_cases("postgresql", stores, raw, batch, opts)
+        report.results += run_cases("postgresql", stores, raw, batch, report.options)
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -535,58 +302,39 @@ def print_table(report: Report, out: TextIO) -> None:
         file=out,
     )
     if "postgresql" in report.environment:
-        pg = report.environment["postgresql"]
-        print(
-            f"PostgreSQL {pg['server_version']} fsync={pg['fsync']} "
-            f"synchronous_commit={pg['synchronous_commit']}",
-            file=out,
-        )
+        print(postgres_line(report.environment["postgresql"]), file=out)
     header = f"{'backend':<11}{'case':<7}{'store':<10}{'ledger ev/s':>12}  {'baseline':<21}"
     print(f"{header}{'baseline ev/s':>14}{'ratio':>7}  target", file=out)
     for r in report.results:
-        if r.target is None:
-            verdict = "(info)"
-        else:
-            verdict = f">= {r.target:.1f} " + ("ok" if r.ratio >= r.target else "BELOW")
+        goal = verdict(r.target, r.meets_target, ">= {:.1f}")
         print(
             f"{r.backend:<11}{r.case:<7}{r.store:<10}{r.ledger_rate:>12,.0f}  {r.baseline:<21}"
-            f"{r.baseline_rate:>14,.0f}{r.ratio:>7.2f}  {verdict}",
+            f"{r.baseline_rate:>14,.0f}{r.ratio:>7.2f}  {goal}",
             file=out,
         )
 
 
-def as_json(report: Report) -> str:
-    """Every figure of the run as one JSON object."""
-    return json.dumps(
-        {
-            "options": asdict(report.options) | {"postgres": shown_url(report.options.postgres)},
-            "batch_size": BATCH_SIZE,
-            "streams": STREAMS,
-            "variants": {
-                name: "bare log" if p == () else "installed inline projections"
-                for name, (_, p) in VARIANTS.items()
-            },
-            "payload_bytes": len(PAYLOAD),
-            "environment": report.environment,
-            "results": [r.as_dict() for r in report.results],
+def document(report: Report) -> dict[str, Any]:
+    """The JSON document: options, the workload, the database settings, every result."""
+    return {
+        "options": options_document(report.options),
+        "batch_size": BATCH_SIZE,
+        "streams": STREAMS,
+        "variants": {
+            name: "bare log" if p == () else "installed inline projections"
+            for name, (_, p) in VARIANTS.items()
         },
-        indent=2,
-    )
+        "payload_bytes": len(PAYLOAD),
+        "environment": report.environment,
+        "results": [r.as_dict() for r in report.results],
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
     settings = Settings.from_env({"LEDGER_SQLITE_SYNCHRONOUS": opts.synchronous})
-    report = Report(opts)
-    run_sqlite(opts, settings, report)
-    if opts.postgres:
-        run_postgres(opts, settings, report)
-    else:
-        log("postgresql: skipped (give --postgres URL or set LEDGER_TEST_POSTGRES_URL)")
-    print_table(report, sys.stderr if opts.as_json else sys.stdout)
-    if opts.as_json:
-        print(as_json(report))
-    return 0
+    report = on_backends(opts.postgres, settings, Report(opts), run_sqlite, run_postgres)
+    return emit(report, print_table, document, opts.as_json)
 
 
 if __name__ == "__main__":
