@@ -1,4 +1,4 @@
-"""Helpers shared by the compaction tests: table dumps, verify-everything, a small history."""
+"""Helpers shared by the compaction tests: table dumps, verify-everything, a history, the CLI."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
+from click.testing import CliRunner
 
 from ledger import EventStore, Ledger
+from ledger.cli import cli
+from ledger.maintenance import archive
 from ledger.schema import (
     archive_segments,
     events,
@@ -30,6 +33,10 @@ AGE = dt.timedelta(seconds=0.001)
 KEY_A = "telegram:100:thread-1"
 KEY_B = "discord:200:general"
 
+#: The keys of the job tests (retention, keys, snapshot, runs).
+KEY = "telegram:1:main"
+OTHER_KEY = "telegram:2:main"
+
 #: Tables a compaction job may touch, and the views derived from them.
 TABLES = {
     "events": events,
@@ -47,6 +54,20 @@ TABLES = {
 def let_age() -> None:
     """Sleep long enough that every session written so far is older than :data:`AGE`."""
     time.sleep(0.01)
+
+
+def archive_all(ledger: Ledger) -> int:
+    """Archive every session (all are older than ``AGE``); returns how many were archived."""
+    let_age()
+    return archive(ledger.store, older_than=AGE).sessions
+
+
+def invoke(*args: str) -> tuple[int, bytes, str]:
+    """Run the ``ledger`` CLI; returns exit code, stdout bytes and stderr text."""
+    result = CliRunner().invoke(cli, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout_bytes, result.stderr
 
 
 def _plain(value: Any) -> Any:

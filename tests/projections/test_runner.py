@@ -1,14 +1,13 @@
-"""The asynchronous projections (``search``, ``usage``) driven by ``ProjectionRunner``.
+"""``ProjectionRunner`` driving the asynchronous projections (``search``, ``usage``).
 
 The runner applies each batch and moves its checkpoint in one transaction, so these tests pin:
-views lag the log until the runner runs, a failure before the checkpoint changes nothing, a rerun
-applies each event exactly once, two runners never apply an event twice, and a runner tailing
+a rerun applies each event exactly once, a restart resumes from the checkpoint, a failure before
+the checkpoint changes nothing, two runners never apply an event twice, and a runner tailing
 concurrent writers never skips an event. Every test runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import multiprocessing
 import threading
 import time
@@ -21,9 +20,8 @@ import sqlalchemy as sa
 
 from ledger import EventStore, StreamAppend
 from ledger.config import Settings
-from ledger.errors import InvalidArgumentError, ProjectionError
+from ledger.errors import ProjectionError
 from ledger.records import RecordedEvent
-from ledger.schema import search_documents, usage_daily
 from ledger.views import SessionViews
 from projections.base import Projection
 from projections.checkpoint import read_checkpoints
@@ -33,69 +31,18 @@ from projections.sessions import SessionsProjection
 from projections.usage import UsageProjection
 from tests import controls
 from tests.helpers import total_events
+from tests.projections.support import _documents, _seed, _usage
 
 CTX = multiprocessing.get_context("spawn")
 #: Longest any wait (threads, processes, the tailing runner) may take before the test fails.
 TIMEOUT = 30.0
 
-Usage = dict[str, tuple[int, int, int, int]]
-"""Usage per source summed over days: (sessions, messages, retractions, tokens)."""
-
 
 # -- helpers -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def views(store: EventStore) -> SessionViews:
-    """Read access to the views of the ``store`` under test."""
-    return SessionViews(store.engine)
-
-
-@pytest.fixture
-def runner(store: EventStore) -> ProjectionRunner:
-    """A runner of both asynchronous projections on ``store``."""
-    return ProjectionRunner(store, [SearchProjection(), UsageProjection()])
-
-
 def _open(url: str, writer: str) -> EventStore:
     return EventStore.open(url, writer=writer, settings=Settings.from_env({}))
-
-
-def _seed(store: EventStore) -> dict[str, str]:
-    """Two sessions on two sources with indexed and non-indexed messages; returns message ids."""
-    fox = controls.message("a", "the quick brown fox jumps", token_count=7)
-    dogs = controls.message("a", "lazy dogs sleep all day", role="assistant", token_count=11)
-    tool = controls.message("a", "fox tool output", role="tool", tool_name="grep")
-    bread = controls.message("b", "brown bread recipe", token_count=3)
-    store.append("session-a", [controls.opened("a", "k1", source="cli"), fox, dogs, tool])
-    store.append("session-b", [controls.opened("b", "k2", source="telegram"), bread])
-    return {
-        "fox": fox.message_id,
-        "dogs": dogs.message_id,
-        "tool": tool.message_id,
-        "bread": bread.message_id,
-    }
-
-
-def _usage(store: EventStore) -> Usage:
-    """The usage view summed over days, per source."""
-    t = usage_daily
-    query = sa.select(
-        t.c.source,
-        sa.func.sum(t.c.sessions),
-        sa.func.sum(t.c.messages),
-        sa.func.sum(t.c.retractions),
-        sa.func.sum(t.c.tokens),
-    ).group_by(t.c.source)
-    with store.engine.connect() as conn:
-        return {row[0]: tuple(int(v) for v in row[1:]) for row in conn.execute(query)}  # type: ignore[misc]
-
-
-def _documents(store: EventStore) -> int:
-    with store.engine.connect() as conn:
-        return int(
-            conn.execute(sa.select(sa.func.count()).select_from(search_documents)).scalar_one()
-        )
 
 
 def _checkpoints(store: EventStore) -> dict[str, int]:
@@ -112,163 +59,6 @@ def test_catch_up_applies_every_event_to_each_projection(
     """catch_up returns one application per event per projection."""
     _seed(store)
     assert runner.catch_up() == 2 * total_events(store)
-
-
-def test_search_is_empty_until_the_runner_catches_up(
-    store: EventStore, runner: ProjectionRunner, views: SessionViews
-) -> None:
-    """Search is asynchronous: appended messages appear only after the runner has run."""
-    _seed(store)
-    assert views.search("fox") == []
-    runner.catch_up()
-    assert len(views.search("fox")) == 1
-
-
-def test_search_finds_a_message_with_a_highlighted_snippet(
-    store: EventStore, runner: ProjectionRunner, views: SessionViews
-) -> None:
-    """A hit names the session, message, role and position, with the word marked in brackets."""
-    ids = _seed(store)
-    runner.catch_up()
-    (hit,) = views.search("fox")
-    assert (hit.session_id, hit.message_id, hit.role) == ("a", ids["fox"], "user")
-    (message,) = [m for m in views.transcript("a") if m.message_id == ids["fox"]]
-    assert hit.position == message.position
-    assert "[fox]" in hit.snippet
-    assert "quick brown" in hit.snippet
-
-
-def test_search_matches_every_word_of_the_query(
-    store: EventStore, runner: ProjectionRunner, views: SessionViews
-) -> None:
-    """All words must occur: "brown" finds two messages, "brown bread" only one."""
-    ids = _seed(store)
-    runner.catch_up()
-    assert {h.message_id for h in views.search("brown")} == {ids["fox"], ids["bread"]}
-    assert [h.message_id for h in views.search("brown bread")] == [ids["bread"]]
-
-
-def test_search_ranks_the_better_match_first(
-    store: EventStore, runner: ProjectionRunner, views: SessionViews
-) -> None:
-    """A message repeating the word outranks one that has it once, and ranks descend."""
-    weak = controls.message("a", "apple pear plum")
-    strong = controls.message("a", "apple apple apple")
-    store.append("session-a", [controls.opened("a"), weak, strong])
-    runner.catch_up()
-    hits = views.search("apple")
-    assert [h.message_id for h in hits] == [strong.message_id, weak.message_id]
-    assert hits[0].rank > hits[1].rank
-
-
-def test_search_filters_by_session_id(
-    store: EventStore, runner: ProjectionRunner, views: SessionViews
-) -> None:
-    """``session_id=`` keeps only hits from that session."""
-    ids = _seed(store)
-    runner.catch_up()
-    assert [h.message_id for h in views.search("brown", session_id="b")] == [ids["bread"]]
-    assert views.search("fox", session_id="b") == []
-
-
-def test_search_limit_caps_the_number_of_hits(
-    store: EventStore, runner: ProjectionRunner, views: SessionViews
-) -> None:
-    """``limit=`` returns at most that many hits."""
-    _seed(store)
-    runner.catch_up()
-    assert len(views.search("brown", limit=1)) == 1
-
-
-def test_search_does_not_index_tool_messages(
-    store: EventStore, runner: ProjectionRunner, views: SessionViews
-) -> None:
-    """Tool output is not searchable; only user and assistant messages are."""
-    _seed(store)
-    runner.catch_up()
-    assert views.search("output") == []
-    assert _documents(store) == 3
-
-
-@pytest.mark.parametrize("query", ["", "   ", "\t\n"])
-def test_search_rejects_an_empty_query(store: EventStore, views: SessionViews, query: str) -> None:
-    """A query without words raises InvalidArgumentError naming the query."""
-    with pytest.raises(InvalidArgumentError, match="Invalid search query"):
-        views.search(query)
-
-
-@pytest.mark.parametrize(
-    ("query", "finds"),
-    [
-        ('fox "', True),
-        ("fox*", True),
-        ("-fox", True),
-        ("fox:", True),
-        ('"quick" (brown) fox', True),
-        # Operators are words too, and every word must match: no message holds "or"/"near".
-        ("fox OR", False),
-        ("NEAR(fox", False),
-    ],
-)
-def test_search_treats_query_syntax_as_plain_words(
-    store: EventStore, runner: ProjectionRunner, views: SessionViews, query: str, finds: bool
-) -> None:
-    """Quotes, operators and punctuation in a query are plain words, never syntax."""
-    ids = _seed(store)
-    runner.catch_up()
-    expected = [ids["fox"]] if finds else []
-    assert [hit.message_id for hit in views.search(query)] == expected
-
-
-def test_a_retraction_removes_messages_from_search(
-    store: EventStore, runner: ProjectionRunner, views: SessionViews
-) -> None:
-    """Once the runner applies an undo, the retracted message is no longer found."""
-    ids = _seed(store)
-    runner.catch_up()
-    store.append("session-a", [controls.retracted("a", ids["fox"])])
-    assert len(views.search("fox")) == 1
-    runner.catch_up()
-    assert views.search("fox") == []
-    assert _documents(store) == 2
-
-
-def test_a_retraction_in_the_same_batch_as_its_message_removes_it(
-    store: EventStore, runner: ProjectionRunner, views: SessionViews
-) -> None:
-    """A message and its retraction applied in one batch leave no search document."""
-    gone = controls.message("a", "ephemeral words")
-    store.append(
-        "session-a", [controls.opened("a"), gone, controls.retracted("a", gone.message_id)]
-    )
-    runner.catch_up()
-    assert views.search("ephemeral") == []
-    assert _documents(store) == 0
-
-
-def test_usage_counts_sessions_messages_retractions_and_tokens_per_source_and_day(
-    store: EventStore, runner: ProjectionRunner
-) -> None:
-    """usage_daily holds, per source and UTC day, the exact counts of what was appended."""
-    ids = _seed(store)
-    store.append("session-b", [controls.retracted("b", ids["bread"])])
-    runner.catch_up()
-    days = {r.recorded_at.date() for r in store.read_all()}
-    t = usage_daily
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(t).order_by(t.c.source)).mappings().all()
-    assert {row["day"] for row in rows} <= days
-    assert all(isinstance(row["day"], dt.date) for row in rows)
-    assert _usage(store) == {"cli": (1, 3, 0, 18), "telegram": (1, 1, 1, 3)}
-
-
-def test_usage_counts_a_session_without_a_head_under_unknown(
-    store: EventStore, runner: ProjectionRunner
-) -> None:
-    """Messages of a stream nobody opened are counted under the source ``unknown``."""
-    store.append("session-x", controls.messages(2, "x"))
-    runner.catch_up()
-    assert _usage(store) == {"unknown": (0, 2, 0, 0)}
 
 
 def test_checkpoint_is_the_last_position_after_catch_up(
