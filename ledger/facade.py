@@ -123,7 +123,10 @@ class Ledger:
             opened = msgspec.convert(fields, SessionOpened)
         except msgspec.ValidationError as exc:
             raise InvalidEventError("SessionOpened", str(exc)) from exc
-        with self.store.transaction() as conn:
+        locked = [key_stream(session_key), session_stream(session_id)]
+        if parent_session_id is not None:
+            locked.append(session_stream(parent_session_id))
+        with self.store.transaction(streams=locked) as conn:
             if parent_session_id is not None:
                 session_state(conn, parent_session_id)
             previous = active_session_in(conn, session_key)
@@ -152,7 +155,8 @@ class Ledger:
         A session purged by retention cannot become active again (its transcript is gone).
         """
         check_reason(reason)
-        with self.store.transaction() as conn:
+        locked = [session_stream(session_id), key_stream(session_key)]
+        with self.store.transaction(streams=locked) as conn:
             if session_state(conn, session_id) == "purged":
                 raise SessionClosedError(session_id)
             previous = active_session_in(conn, session_key)
@@ -215,7 +219,7 @@ class Ledger:
             event_ids=event_ids,
         )
         rows = self.store.prepare(part)
-        with self.store.transaction() as conn:
+        with self.store.transaction(streams=[part.stream]) as conn:
             if event_ids is not None:
                 self.store.restore_archived(conn, {part.stream})
             if event_ids is None or not has_event(conn, rows[0]["event_id"]):
@@ -231,7 +235,7 @@ class Ledger:
             raise InvalidArgumentError("count", count, "an integer >= 1")
         if reason not in ("undo", "retry"):
             raise InvalidArgumentError("reason", reason, "undo or retry")
-        with self.store.transaction() as conn:
+        with self.store.transaction(streams=[session_stream(session_id)]) as conn:
             require_open(conn, session_id)
             ids = list(conn.execute(LAST_LIVE, {"sid": session_id, "n": count}).scalars())
             if len(ids) < count:
@@ -258,7 +262,7 @@ class Ledger:
             event = msgspec.convert({"session_id": session_id, "title": title}, SessionTitled)
         except msgspec.ValidationError as exc:
             raise InvalidEventError("SessionTitled", str(exc)) from exc
-        with self.store.transaction() as conn:
+        with self.store.transaction(streams=[session_stream(session_id)]) as conn:
             if session_state(conn, session_id) == "purged":
                 raise SessionClosedError(session_id)
             part = StreamAppend(stream=session_stream(session_id), events=[event])

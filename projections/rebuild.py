@@ -92,12 +92,13 @@ def rebuild(
     view is a rebuild from the log (the default).
     """
     if projection.inline:
-        with store.transaction() as conn:
+        # Appends update inline views: hold them off while the views are rebuilt.
+        with store.transaction(exclusive=True) as conn:
             start = load_snapshot(conn, projection) if from_snapshot else None
             if start is None:
                 projection.reset(conn)
             return _fold_log(store, conn, projection, None, progress, after=start or 0)
-    with store.transaction(append_lock=False) as conn:
+    with store.transaction() as conn:
         lock_checkpoint(conn, projection.name)
         projection.reset(conn)
         save_checkpoint(conn, projection.name, 0)

@@ -48,7 +48,7 @@ class ProjectionRunner:
 
     def step(self, projection: Projection) -> int:
         """Apply one batch to ``projection``; returns how many events it applied."""
-        with self.store.transaction(append_lock=False) as conn:
+        with self.store.transaction() as conn:
             after = lock_checkpoint(conn, projection.name)
             batch = self.store.read_batch(conn, after, self.batch_size)
             if not batch:

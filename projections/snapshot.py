@@ -32,8 +32,9 @@ def snapshot(store: EventStore, *, dry_run: bool = False, **_: Any) -> Compactio
     """Store every inline projection's views at the current end of the log."""
     report = CompactionReport(job="snapshot", dry_run=dry_run)
     for projection in (p for p in all_projections() if p.inline):
-        with store.transaction() as conn:
-            position = log_end(conn)
+        # A consistent cut: no append in flight while the views are copied.
+        with store.transaction(exclusive=True) as conn:
+            position = log_end(conn, final_only=False)
             tables = {
                 name: [dict(row) for row in conn.execute(sa.select(table)).mappings()]
                 for name, table in projection.tables.items()

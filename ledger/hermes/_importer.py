@@ -317,9 +317,10 @@ class _Importer:
     def _write(self, items: list[_Item]) -> None:
         """Append the items' events in one transaction, at most ``batch_size`` per statement."""
         tally: dict[type[Event], int] = {}
-        with self.store.transaction() as conn:
+        keys = sorted({item.key for item in items if item.new})
+        locked = [*map(key_stream, keys), *(session_stream(item.session_id) for item in items)]
+        with self.store.transaction(streams=locked) as conn:
             k = session_keys
-            keys = sorted({item.key for item in items if item.new})
             query = sa.select(k.c.session_key, k.c.session_id).where(k.c.session_key.in_(keys))
             active: dict[str, str | None] = dict(conn.execute(query).tuples().all())
             parts: list[StreamAppend] = []

@@ -134,8 +134,9 @@ def archive(
         candidates = list(conn.execute(query).scalars())
     report = CompactionReport(job="archive", dry_run=dry_run)
     for session_id in candidates:
-        with store.transaction() as conn:
-            info = archive_stream(conn, session_stream(session_id), dry_run=dry_run)
+        stream = session_stream(session_id)
+        with store.transaction(streams=[stream]) as conn:
+            info = archive_stream(conn, stream, dry_run=dry_run)
         if info is not None:
             report.sessions += 1
             report.events += info.events
@@ -150,7 +151,7 @@ def restore(store: EventStore, session_id: str, *, dry_run: bool = False) -> Com
     """Bring an archived session back into the live table, byte-for-byte."""
     report = CompactionReport(job="restore", dry_run=dry_run)
     stream = session_stream(session_id)
-    with store.transaction() as conn:
+    with store.transaction(streams=[stream]) as conn:
         segment = segment_size(conn, stream)
         if segment is None:
             if store.head_sequence(stream) == 0:
@@ -195,8 +196,8 @@ def retention(
     forgetters = _forgetters()
     for session_id in candidates:
         stream = session_stream(session_id)
-        with store.transaction() as conn:
-            # Under the append lock, ask again: an append since the scan makes it young.
+        with store.transaction(streams=[stream]) as conn:
+            # With the stream locked, ask again: an append since the scan makes it young.
             if conn.execute(query.where(h.c.session_id == session_id)).first() is None:
                 continue
             records = store.read_stream_in(conn, stream)
@@ -261,7 +262,7 @@ def compact_keys(
         report.events += count
         report.bytes_before += size
         if not dry_run:
-            with store.transaction() as conn:
+            with store.transaction(streams=[stream]) as conn:
                 drop_old_key_switches(conn, stream, cutoff)
         if progress is not None:
             progress(1)
@@ -306,7 +307,7 @@ def vacuum(
             return report
         else:
             while free:
-                with store.transaction(append_lock=False) as conn:
+                with store.transaction() as conn:
                     conn.exec_driver_sql(f"PRAGMA incremental_vacuum({pages})")
                     free = conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()
                 if progress is not None:

@@ -62,7 +62,7 @@ def run_job(
         raise InvalidArgumentError("job", name, " | ".join(sorted(available)))
     runs = compaction_runs
     try:
-        with store.transaction(append_lock=False) as conn:
+        with store.transaction() as conn:
             run_id = conn.execute(
                 runs.insert()
                 .values(
@@ -88,7 +88,7 @@ def run_job(
         status = "ok"
         return report
     finally:
-        with store.transaction(append_lock=False) as conn:
+        with store.transaction() as conn:
             conn.execute(
                 runs.update()
                 .where(runs.c.run_id == run_id)

@@ -211,7 +211,7 @@ def build_scheduler(
 def _forget_unconfigured(store: EventStore, keep: set[str]) -> None:
     """Drop stored ``ledger-*`` jobs that are no longer in the configuration."""
     table = apscheduler_jobs
-    with store.transaction(append_lock=False) as conn:
+    with store.transaction() as conn:
         conn.execute(table.delete().where(table.c.id.like("ledger-%"), table.c.id.not_in(keep)))
 
 

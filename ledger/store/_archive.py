@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import uuid
 import zlib
 from collections import OrderedDict
@@ -227,13 +228,16 @@ def _segment_columns() -> list[Any]:
 class SegmentReader:
     """Reads live rows and archived rows together, consistently and in bounded batches."""
 
-    def __init__(self, cache_size: int = 64) -> None:
+    def __init__(self, cache_size: int = 64, *, horizon: str | None = None) -> None:
         self._cache: OrderedDict[tuple[str, str], list[StoredRow]] = OrderedDict()
         self._cache_size = cache_size
         e, s = events, archive_segments
+        # ``horizon`` (SQL, PostgreSQL): positions at or above it may still be taken by a
+        # transaction in flight, so nothing there is read yet (see ``_postgres``).
+        below = [] if horizon is None else [e.c.position < sa.literal_column(horizon)]
         live = (
             sa.select(*_event_columns())
-            .where(e.c.position > sa.bindparam("after"))
+            .where(e.c.position > sa.bindparam("after"), *below)
             .order_by(e.c.position)
             .limit(sa.bindparam("size"))
             .subquery()
@@ -253,7 +257,16 @@ class SegmentReader:
             sa.func.min(s.c.first_position).label("position"),
             *[sa.null()] * 9,
         ).where(s.c.first_position > sa.bindparam("upper"))
-        self._all = sa.union_all(sa.select(live), sa.select(archived), following)
+        parts = [sa.select(live), sa.select(archived), following]
+        if horizon is not None:
+            parts.append(
+                sa.select(
+                    sa.literal("h").label("kind"),
+                    sa.literal_column(horizon).label("position"),
+                    *[sa.null()] * 9,
+                )
+            )
+        self._all = sa.union_all(*parts)
         stream_live = (
             sa.select(*_event_columns())
             .where(e.c.stream == sa.bindparam("stream"), e.c.sequence >= sa.bindparam("first"))
@@ -290,14 +303,24 @@ class SegmentReader:
             live: list[sa.Row[Any]] = []
             segments: list[sa.Row[Any]] = []
             next_segment: int | None = None
+            horizon: int | None = None
             for row in found:  # index access: this loop runs once per event read
                 kind = row[0]
                 if kind == "e":
                     live.append(row)
                 elif kind == "s":
                     segments.append(row)
-                else:
+                elif kind == "n":
                     next_segment = row[1]
+                else:
+                    horizon = int(row[1])
+            if horizon is not None:
+                # Nothing at or above the horizon is final yet: never read or jump past it.
+                upper = min(upper, horizon - 1)
+                if next_segment is not None and next_segment >= horizon:
+                    next_segment = None
+                if upper <= after:
+                    return []
             if len(live) == size:
                 upper = min(upper, live[-1][1])
             # Live rows past the window are left for the next round even without segments in
@@ -307,25 +330,28 @@ class SegmentReader:
                 merged = list(live)
             else:
                 merged = [r for r in live if r[1] <= upper]
+            beyond: list[int] = []  # the first row past the window of each segment met
             for segment in segments:
-                merged.extend(
-                    row
-                    for row in self._segment(segment.stream, segment.data, segment.checksum)
-                    if after < row.position <= upper
+                rows = self._segment(segment.stream, segment.data, segment.checksum)
+                merged.extend(row for row in rows if after < row.position <= upper)
+                beyond.extend(
+                    itertools.islice((row.position for row in rows if row.position > upper), 1)
                 )
             if merged:
                 if segments:
                     merged.sort(key=lambda r: r.position)
                 return merged[:size]
             # Nothing in this window: its events were purged or compacted away, or the log ends
-            # here. Jump to just before the first event this same snapshot shows further on.
-            # Nothing can commit later below it: positions commit in ascending order, so every
-            # position under one that is visible is already final (committed or never used).
-            # (A segment overlapping the window without rows in it has rows beyond it.)
-            if not live and not segments and next_segment is None:
+            # here. Jump to just before the first event this same snapshot shows further on
+            # (a live row, a row of a segment met, or the next segment's start). Nothing can
+            # commit later below it: on SQLite positions commit in ascending order (one writer
+            # at a time), on PostgreSQL everything below the horizon is final.
+            ahead = [*beyond, *(p for p in (live[0][1] if live else None, next_segment) if p)]
+            if horizon is not None:
+                ahead = [p for p in ahead if p < horizon]
+            if not ahead:
                 return []
-            ahead = [p for p in (live[0][1] if live else None, next_segment) if p is not None]
-            after = max(upper, min(ahead, default=upper + 1) - 1)
+            after = max(upper, min(ahead) - 1)
 
     def read_stream(
         self, conn: sa.Connection, stream: str, first: int, size: int

@@ -7,6 +7,7 @@ live in one private module per backend, ``_sqlite`` and ``_postgres``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -40,23 +41,27 @@ class WritePath(Protocol):
     #: Name for messages: ``SQLite`` or ``PostgreSQL``.
     name: str
 
-    def lock(self, conn: sa.Connection) -> None:
-        """Take the append lock, if the backend needs one beyond its transaction."""
+    def quiesce(self, conn: sa.Connection) -> None:
+        """Wait for appends in flight and hold off new ones until this transaction ends.
 
-    def claim(
-        self, conn: sa.Connection, stream: str, count: int, *, lock: bool
-    ) -> tuple[int, bool]:
-        """Advance ``stream``'s head by ``count``: (new head, whether it is archived).
-
-        ``lock`` asks the statement itself to take the append lock first (saving a round trip
-        when nothing has been read yet).
+        For maintenance that needs one consistent cut of the whole log (snapshots, rebuilds).
         """
+
+    def lock_streams(self, conn: sa.Connection, streams: Sequence[str]) -> None:
+        """Lock these streams (in name order) until the transaction ends.
+
+        A check made after this and the append that follows can never be split by another
+        writer of those streams.
+        """
+
+    def claim(self, conn: sa.Connection, stream: str, count: int) -> tuple[int, bool]:
+        """Advance ``stream``'s head by ``count``: (new head, whether it is archived)."""
 
     def insert(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
         """Insert ``rows`` (with their sequences) in order; returns their positions."""
 
     def append_one(self, conn: sa.Connection, row: dict[str, Any]) -> tuple[int, int, bool] | None:
-        """Lock, claim and insert one event in one statement: (position, sequence, archived).
+        """Claim and insert one event in one statement: (position, sequence, archived).
 
         None when the backend has no such fast path (the generic path then runs).
         """

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from ledger.schema import archive_segments, events, streams
 from ledger.store._archive import restore_stream
+from ledger.store._postgres import HORIZON
 from ledger.streams import KEY_PREFIX, SESSION_PREFIX
 
 __all__ = [
@@ -41,15 +42,21 @@ _between = (
 )
 
 
-def log_end(conn: sa.Connection) -> int:
+def log_end(conn: sa.Connection, *, final_only: bool = True) -> int:
     """The highest position in the log (archived events included), 0 when it is empty.
 
-    One statement, so an archive or restore committing meanwhile is seen on both sides.
+    ``final_only`` (PostgreSQL): the highest a reader can be given now, below the horizon
+    (``_postgres``), so a reader starting after it misses no event still in flight. One
+    statement, so an archive or restore committing meanwhile is seen on both sides.
     """
-    both = sa.select(
-        sa.select(sa.func.max(events.c.position)).scalar_subquery(),
-        sa.select(sa.func.max(archive_segments.c.last_position)).scalar_subquery(),
-    )
+    live, segment = events.c.position, archive_segments.c.last_position
+    if final_only and conn.dialect.name == "postgresql":
+        horizon: sa.ColumnElement[int] = sa.literal_column(HORIZON)
+        live_max = sa.select(sa.func.max(live)).where(live < horizon)
+        segment_max = sa.select(sa.func.max(segment)).where(segment < horizon)
+    else:
+        live_max, segment_max = sa.select(sa.func.max(live)), sa.select(sa.func.max(segment))
+    both = sa.select(live_max.scalar_subquery(), segment_max.scalar_subquery())
     live, archived = conn.execute(both).one()
     return max(int(live or 0), int(archived or 0))
 

@@ -44,8 +44,8 @@ class LogReader:
     engine: sa.Engine
     codec: Codec
 
-    def __init__(self) -> None:
-        self._segments = SegmentReader()
+    def __init__(self, *, horizon: str | None = None) -> None:
+        self._segments = SegmentReader(horizon=horizon)
 
     def head_sequence(self, stream: str) -> int:
         """The stream's head sequence, 0 when it has no events."""

@@ -10,7 +10,7 @@ after the largest ever used, so a batch of ``n`` holds ``last_insert_rowid() - n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,13 +37,14 @@ class SqliteWritePath:
             f"INSERT INTO streams (stream, sequence) VALUES (:stream, :sequence) {HEAD_UPSERT}"
         )
 
-    def lock(self, conn: sa.Connection) -> None:
-        """Nothing to do: the transaction began with ``BEGIN IMMEDIATE``."""
+    def quiesce(self, conn: sa.Connection) -> None:
+        """Nothing to do: ``BEGIN IMMEDIATE`` already excludes every other writer."""
 
-    def claim(
-        self, conn: sa.Connection, stream: str, count: int, *, lock: bool
-    ) -> tuple[int, bool]:
-        """Advance ``stream``'s head by ``count`` (``lock`` is moot under ``BEGIN IMMEDIATE``)."""
+    def lock_streams(self, conn: sa.Connection, streams: Sequence[str]) -> None:
+        """Nothing to do: ``BEGIN IMMEDIATE`` already excludes every other writer."""
+
+    def claim(self, conn: sa.Connection, stream: str, count: int) -> tuple[int, bool]:
+        """Advance ``stream``'s head by ``count``."""
         head, archived = conn.execute(self._claim, {"stream": stream, "sequence": count}).one()
         return int(head), bool(archived)
 

@@ -29,10 +29,7 @@ import sqlalchemy as sa
 from ledger import plugins
 from ledger.codec import Codec
 from ledger.config import Settings
-from ledger.errors import (
-    DatabaseError,
-    WrongExpectedVersionError,
-)
+from ledger.errors import DatabaseError, InvalidArgumentError, WrongExpectedVersionError
 from ledger.events import Event
 from ledger.records import AppendResult, RecordedEvent, StreamAppend
 from ledger.schema import streams as streams_table
@@ -41,7 +38,7 @@ from ledger.store._archive import restore_archived, restore_stream
 from ledger.store._backend import WritePath
 from ledger.store._errors import CONSTRAINTS, append_error
 from ledger.store._idempotency import stored_result
-from ledger.store._postgres import PostgresWritePath
+from ledger.store._postgres import HORIZON, MAX_EVENTS_PER_TRANSACTION, PostgresWritePath
 from ledger.store._prepare import prepare
 from ledger.store._reader import LogReader
 from ledger.store._sqlite import SqliteWritePath
@@ -95,7 +92,8 @@ class EventStore(LogReader):
         codec: Codec | None = None,
         inline_projections: Sequence[InlineProjection] | None = None,
     ) -> None:
-        super().__init__()
+        self._sqlite = is_sqlite(engine)
+        super().__init__(horizon=None if self._sqlite else HORIZON)
         self.engine = engine
         self.settings = settings or Settings.from_env()
         self.writer = writer or default_writer()
@@ -103,7 +101,6 @@ class EventStore(LogReader):
         if inline_projections is None:
             inline_projections = [cls() for cls in plugins.load("inline_projections")]
         self.inline_projections: list[InlineProjection] = list(inline_projections)
-        self._sqlite = is_sqlite(engine)
         self._local_writer: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if self._sqlite else contextlib.nullcontext()
         )
@@ -154,26 +151,32 @@ class EventStore(LogReader):
     # -- writing -----------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self, *, append_lock: bool = True) -> Iterator[sa.Connection]:
+    def transaction(
+        self, *, streams: Sequence[str] = (), exclusive: bool = False, append_lock: bool = False
+    ) -> Iterator[sa.Connection]:
         """A write transaction (``BEGIN IMMEDIATE`` on SQLite) that commits on success.
 
-        ``append_lock`` also takes PostgreSQL's append lock, which every append holds so that
-        positions commit in order; writers that never insert events (projection runners) skip it.
+        ``streams``: lock these streams' heads first, so checks made inside the transaction and
+        the append that follows cannot be split by another writer of them (PostgreSQL; SQLite's
+        write lock already excludes every other writer). ``exclusive`` waits for appends in
+        flight and holds off new ones until the end, for work that needs one consistent cut of
+        the whole log (snapshots, rebuilds). ``append_lock`` is the old name of ``exclusive``.
 
         On SQLite the threads of this process queue on a lock first: SQLite admits one writer
         anyway, and its busy handler makes waiting writers sleep with growing back-off (p99 of
         hundreds of milliseconds under 32 concurrent tasks), where a queue hands over at once.
         """
         with self._local_writer:
-            yield from self._transaction(append_lock)
+            yield from self._transaction(streams, exclusive or append_lock)
 
-    def _transaction(self, append_lock: bool) -> Iterator[sa.Connection]:
+    def _transaction(self, streams: Sequence[str], exclusive: bool) -> Iterator[sa.Connection]:
         # Driver errors arrive as DatabaseError already (the engine's handle_error hook).
         with self.engine.connect() as conn:
             conn.execution_options(**{WRITE: True})
             with conn.begin():
-                if append_lock:
-                    self._path.lock(conn)
+                if exclusive:
+                    self._path.quiesce(conn)
+                self._path.lock_streams(conn, streams)
                 yield conn
 
     def append(
@@ -198,12 +201,9 @@ class EventStore(LogReader):
     def append_streams(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
         """Append to several streams in ONE transaction: all are written, or none."""
         prepared = [self.prepare(part) for part in appends]
-        # Without caller-given event ids nothing is read before the first head claim, so on
-        # PostgreSQL the append lock can ride on that statement and save a round trip.
-        lock_in_claim = not self._sqlite and all(part.event_ids is None for part in appends)
         try:
-            with self.transaction(append_lock=not lock_in_claim) as conn:
-                return self.append_in(conn, appends, prepared, lock_in_claim=lock_in_claim)
+            with self.transaction() as conn:
+                return self.append_in(conn, appends, prepared)
         except DatabaseError as exc:
             if exc.constraint not in CONSTRAINTS:
                 raise
@@ -215,22 +215,29 @@ class EventStore(LogReader):
         conn: sa.Connection,
         appends: Sequence[StreamAppend],
         prepared: Sequence[list[dict[str, Any]]] | None = None,
-        *,
-        lock_in_claim: bool = False,
     ) -> list[AppendResult]:
         """Append inside a :meth:`transaction` the caller holds (for read-check-write callers)."""
         if prepared is None:
             prepared = [self.prepare(part) for part in appends]
+        one = len(appends) == 1 and len(prepared[0]) == 1 and appends[0].event_ids is None
+        if not one:  # the one-event path takes its stream's lock itself
+            # Every stream this append writes is locked before anything is written (_postgres).
+            self._path.lock_streams(conn, [part.stream for part in appends])
+        total = sum(len(rows) for rows in prepared)
+        if total > MAX_EVENTS_PER_TRANSACTION:
+            raise InvalidArgumentError(
+                "events", f"{total} events", f"at most {MAX_EVENTS_PER_TRANSACTION} per append"
+            )
         if any(part.event_ids for part in appends):
             restore_archived(conn, {part.stream for part in appends if part.event_ids})
         duplicate = stored_result(conn, appends, prepared)
         if duplicate is not None:
             return duplicate
-        if lock_in_claim and len(appends) == 1 and len(prepared[0]) == 1:
+        if one:
             done = self._append_one(conn, appends[0], prepared[0][0])
             if done is not None:
                 return [done]
-        original = self._claim_sequences(conn, appends, lock_in_claim)
+        original = self._claim_sequences(conn, appends)
         heads = dict(original)
         for part in appends:
             actual = heads.get(part.stream, 0)
@@ -332,7 +339,7 @@ class EventStore(LogReader):
         )
 
     def _claim_sequences(
-        self, conn: sa.Connection, appends: Sequence[StreamAppend], lock_in_claim: bool = False
+        self, conn: sa.Connection, appends: Sequence[StreamAppend]
     ) -> dict[str, int]:
         """Move each written stream's head forward and return the heads as they were before.
 
@@ -345,12 +352,13 @@ class EventStore(LogReader):
         for part in appends:
             counts[part.stream] = counts.get(part.stream, 0) + len(part.events)
         before: dict[str, int] = {}
-        lock = lock_in_claim
-        for stream, count in counts.items():
+        # Heads are claimed in name order: two appends to the same streams lock them in the
+        # same order and so can never deadlock.
+        for stream in sorted(counts):
+            count = counts[stream]
             if count:
-                head, archived = self._path.claim(conn, stream, count, lock=lock)
+                head, archived = self._path.claim(conn, stream, count)
                 before[stream] = head - count
-                lock = False
                 if archived:
                     # An append to an archived stream brings its events back first, in the
                     # same transaction, so the stream is never split between the two places.

@@ -345,19 +345,19 @@ def test_appends_during_archive_and_retention_are_all_kept(
 def test_archive_waits_for_a_long_append_transaction_without_deadlock(
     ledger: Ledger, migrated_url: str
 ) -> None:
-    """An archive run started while another connection holds the append lock finishes after it."""
+    """An archive run started while an append transaction holds the session's stream waits."""
     session_id = ledger.open_session("lock:1", session_id="locked")
     ledger.close_session(session_id)
     with Ledger.open(migrated_url, writer="holder", settings=Settings.from_env(FAST)) as holder:
         started, done = CTX.Event(), CTX.Value("i", 0)
-        with holder.store.transaction() as conn:
+        with holder.store.transaction(streams=[session_stream(session_id)]) as conn:
             conn.execute(sa.select(sa.func.count()).select_from(events))
             proc = CTX.Process(target=_archive_in_child, args=(migrated_url, started, done))
             proc.start()
             try:
                 assert started.wait(TIMEOUT), "the archiver did not start"
                 time.sleep(0.2)
-                assert done.value == 0, "archive committed while the append lock was held"
+                assert done.value == 0, "archive committed while the stream was locked"
             except BaseException:
                 proc.kill()
                 raise

@@ -77,8 +77,8 @@ def test_an_append_losing_a_race_past_the_lock_is_wrong_expected_version(
     store.append("s-1", [controls.message("x")])
     real_claim = store._path.claim
 
-    def stale_claim(conn: sa.Connection, stream: str, count: int, *, lock: bool) -> Any:
-        head, archived = real_claim(conn, stream, count, lock=lock)
+    def stale_claim(conn: sa.Connection, stream: str, count: int) -> Any:
+        head, archived = real_claim(conn, stream, count)
         return head - 1, archived  # as if another writer's event were not there
 
     monkeypatch.setattr(store._path, "claim", stale_claim)
