@@ -26,14 +26,11 @@ from tests import controls
 
 CTX = multiprocessing.get_context("spawn")
 TIMEOUT = 30.0
-only_postgresql = [
-    pytest.mark.postgres,
-    pytest.mark.parametrize("database_url", ["postgresql"], indirect=True),
-]
 
 
 def _open(url: str, writer: str) -> EventStore:
-    return EventStore.open(url, writer=writer, settings=Settings.from_env({}), inline_projections=())
+    settings = Settings.from_env({})
+    return EventStore.open(url, writer=writer, settings=settings, inline_projections=())
 
 
 @contextlib.contextmanager
@@ -74,7 +71,8 @@ def test_an_append_to_the_same_stream_waits_and_takes_the_next_sequence(migrated
             thread.join(0.5)
             assert not done, "the second writer did not wait for the stream's lock"
         thread.join(TIMEOUT)
-        assert done and done[0].sequence == 2
+        assert done, "the second writer never finished"
+        assert done[0].sequence == 2
         positions = [(r.sequence, r.position) for r in second.read_stream("stream-a")]
         assert [s for s, _ in positions] == [1, 2]
         assert positions[0][1] < positions[1][1], "positions do not follow sequences"
