@@ -1,7 +1,7 @@
 """Rebuild, verify and report the status of projections, always from the log.
 
-``rebuild`` of an inline projection runs in ONE append transaction: it holds the append lock,
-empties the views and folds the whole log back in batches, so the views are never seen half-
+``rebuild`` of an inline projection runs in ONE transaction that holds off appends, empties
+the views and folds the whole log back in batches, so the views are never seen half-
 built and an interrupted rebuild rolls back to the old views (rerun it). ``rebuild`` of an
 asynchronous projection empties its views and resets its checkpoint in one transaction, then
 lets the runner catch up in checkpointed batches, so an interruption resumes where it stopped.
@@ -66,7 +66,9 @@ def _fold_log(
     """Apply the log after ``after`` (up to ``until``) to ``projection``; returns the count."""
     total = 0
     while True:
-        batch = store.read_batch(conn, after, _BATCH)
+        # Everything this transaction's snapshot shows: appends are held off (rebuild) or the
+        # views are compared in the same snapshot (verify), so nothing in flight is missed.
+        batch = store.read_batch(conn, after, _BATCH, final_only=False)
         if until is not None:
             batch = [r for r in batch if r.position <= until]
         if not batch:

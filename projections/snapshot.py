@@ -1,6 +1,6 @@
 """Projection snapshots: the inline views stored at a log position, so rebuilds start there.
 
-``snapshot`` takes the append lock (so no event lands while it reads), serialises every row of
+``snapshot`` holds off appends (so no event lands while it reads), serialises every row of
 each inline projection's tables with msgpack, compresses it and keeps a SHA-256 checksum.
 ``rebuild`` then loads the snapshot and folds only the events after its position. Retention
 deletes the snapshots (they hold what it purged), so the next rebuild starts from the log.

@@ -177,7 +177,7 @@ def restore_stream(conn: sa.Connection, stream: str) -> int:
 
 
 def restore_archived(conn: sa.Connection, names: set[str]) -> None:
-    """Restore every archived stream among ``names`` (inside the caller's append lock)."""
+    """Restore every archived stream among ``names`` (the caller holds their locks)."""
     if not names:
         return
     archived = conn.execute(
@@ -225,6 +225,44 @@ def _segment_columns() -> list[Any]:
     ]
 
 
+def _window_statement(horizon: str | None) -> sa.CompoundSelect[Any]:
+    """One read round: live rows, overlapping segments, the next segment's start, the horizon."""
+    e, s = events, archive_segments
+    below = [] if horizon is None else [e.c.position < sa.literal_column(horizon)]
+    live = (
+        sa.select(*_event_columns())
+        .where(e.c.position > sa.bindparam("after"), *below)
+        .order_by(e.c.position)
+        .limit(sa.bindparam("size"))
+        .subquery()
+    )
+    archived = (
+        sa.select(*_segment_columns())
+        .where(
+            s.c.last_position > sa.bindparam("after"),
+            s.c.first_position <= sa.bindparam("upper"),
+        )
+        .subquery()
+    )
+    # Where the next segment beyond the window starts: it comes from the SAME statement as the
+    # rows, so "nothing in this window" and "something further on" share one snapshot.
+    following = sa.select(
+        sa.literal("n").label("kind"),
+        sa.func.min(s.c.first_position).label("position"),
+        *[sa.null()] * 9,
+    ).where(s.c.first_position > sa.bindparam("upper"))
+    parts = [sa.select(live), sa.select(archived), following]
+    if horizon is not None:
+        parts.append(
+            sa.select(
+                sa.literal("h").label("kind"),
+                sa.literal_column(horizon).label("position"),
+                *[sa.null()] * 9,
+            )
+        )
+    return sa.union_all(*parts)
+
+
 class SegmentReader:
     """Reads live rows and archived rows together, consistently and in bounded batches."""
 
@@ -233,40 +271,11 @@ class SegmentReader:
         self._cache_size = cache_size
         e, s = events, archive_segments
         # ``horizon`` (SQL, PostgreSQL): positions at or above it may still be taken by a
-        # transaction in flight, so nothing there is read yet (see ``_postgres``).
-        below = [] if horizon is None else [e.c.position < sa.literal_column(horizon)]
-        live = (
-            sa.select(*_event_columns())
-            .where(e.c.position > sa.bindparam("after"), *below)
-            .order_by(e.c.position)
-            .limit(sa.bindparam("size"))
-            .subquery()
-        )
-        archived = (
-            sa.select(*_segment_columns())
-            .where(
-                s.c.last_position > sa.bindparam("after"),
-                s.c.first_position <= sa.bindparam("upper"),
-            )
-            .subquery()
-        )
-        # Where the next segment beyond the window starts: it comes from the SAME statement as
-        # the rows, so "nothing in this window" and "something further on" share one snapshot.
-        following = sa.select(
-            sa.literal("n").label("kind"),
-            sa.func.min(s.c.first_position).label("position"),
-            *[sa.null()] * 9,
-        ).where(s.c.first_position > sa.bindparam("upper"))
-        parts = [sa.select(live), sa.select(archived), following]
-        if horizon is not None:
-            parts.append(
-                sa.select(
-                    sa.literal("h").label("kind"),
-                    sa.literal_column(horizon).label("position"),
-                    *[sa.null()] * 9,
-                )
-            )
-        self._all = sa.union_all(*parts)
+        # transaction in flight, so a tail reads nothing there yet (see ``_postgres``).
+        self._final = _window_statement(horizon)
+        # Everything this snapshot shows, for work that holds off appends or compares the views
+        # with the log inside one snapshot (rebuild, verify).
+        self._visible = _window_statement(None)
         stream_live = (
             sa.select(*_event_columns())
             .where(e.c.stream == sa.bindparam("stream"), e.c.sequence >= sa.bindparam("first"))
@@ -289,8 +298,13 @@ class SegmentReader:
             self._cache.move_to_end(key)
         return rows
 
-    def read_all(self, conn: sa.Connection, after: int, size: int) -> list[sa.Row[Any] | StoredRow]:
+    def read_all(
+        self, conn: sa.Connection, after: int, size: int, *, final_only: bool = True
+    ) -> list[sa.Row[Any] | StoredRow]:
         """Up to ``size`` rows with position > ``after``, live and archived, in position order.
+
+        ``final_only`` (PostgreSQL) reads only below the horizon, where nothing can appear
+        later: what a tail needs. Without it, every row this snapshot shows.
 
         Each round reads the next ``size`` live rows and every segment overlapping a window of
         ``_WINDOW * size`` positions, in one statement; memory is bounded by the segments that
@@ -299,7 +313,8 @@ class SegmentReader:
         """
         while True:
             upper = after + _WINDOW * size
-            found = conn.execute(self._all, {"after": after, "size": size, "upper": upper}).all()
+            statement = self._final if final_only else self._visible
+            found = conn.execute(statement, {"after": after, "size": size, "upper": upper}).all()
             live: list[sa.Row[Any]] = []
             segments: list[sa.Row[Any]] = []
             next_segment: int | None = None

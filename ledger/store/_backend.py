@@ -1,7 +1,7 @@
 """What a backend's write path provides to the append transaction (:class:`WritePath`).
 
 :mod:`ledger.store._store` runs the transaction the same way on every database; the steps that
-differ by dialect (the append lock, claiming heads, inserting events, the one-event fast path)
+differ by dialect (locking streams, claiming heads, inserting events, the one-event fast path)
 live in one private module per backend, ``_sqlite`` and ``_postgres``.
 """
 

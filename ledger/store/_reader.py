@@ -108,14 +108,16 @@ class LogReader:
                 remaining -= len(batch)
 
     def read_batch(
-        self, conn: sa.Connection, after_position: int, limit: int
+        self, conn: sa.Connection, after_position: int, limit: int, *, final_only: bool = True
     ) -> list[RecordedEvent]:
         """Up to ``limit`` events after ``after_position``, read on the caller's connection.
 
         Live and archived events come from one statement, so an archive or restore running
-        meanwhile can never make the reader skip or repeat an event.
+        meanwhile can never make the reader skip or repeat an event. ``final_only=False``
+        (PostgreSQL) also reads above the horizon: every event the caller's snapshot shows,
+        for work that holds off appends or compares views with the log in one snapshot.
         """
-        rows = self._segments.read_all(conn, after_position, limit)
+        rows = self._segments.read_all(conn, after_position, limit, final_only=final_only)
         return [self._record(row) for row in rows]
 
     def _record(self, row: sa.Row[Any] | StoredRow) -> RecordedEvent:

@@ -1,15 +1,16 @@
 """The event store: append to streams with optimistic concurrency (reads: ``_reader``).
 
-An append is one transaction that (1) takes the append lock, (2) returns the original result if
-the given ``event_ids`` are stored already, (3) claims each stream's sequences with one upsert
-of its head row and compares the head it had with ``expected_sequence`` (raising rolls it all
-back), (4) inserts the events and (5) runs the inline projections on the same connection, so
+An append is one transaction that (1) locks the streams it writes, (2) returns the original
+result if the given ``event_ids`` are stored already, (3) claims each stream's sequences with one
+upsert of its head row and compares the head it had with ``expected_sequence`` (raising rolls it
+all back), (4) inserts the events and (5) runs the inline projections on the same connection, so
 views never lag the log. An append to an archived stream restores it first.
 
-The append lock serialises writers so that positions commit in ascending order and a reader of
-:meth:`EventStore.read_all` can never pass over an event that commits late; each backend's
-module says how it takes it (``_sqlite``, ``_postgres``). The ``UNIQUE (stream, sequence)`` index
-stays as the backstop, and ``_errors.translate_error`` is the one place that maps driver errors.
+How writers are ordered, so that a reader of :meth:`EventStore.read_all` can never pass over an
+event that commits late, is each backend's business: ``_sqlite`` (one writer at a time) and
+``_postgres`` (per-stream locks, positions from transaction ids, reads below a horizon). The
+``UNIQUE (stream, sequence)`` index stays as the backstop, and ``_errors`` is the one place
+that maps driver errors.
 """
 
 from __future__ import annotations
@@ -299,7 +300,7 @@ class EventStore(LogReader):
         return prepare(part, writer=self.writer, codec=self.codec)
 
     def restore_archived(self, conn: sa.Connection, names: set[str]) -> None:
-        """Bring any archived stream among ``names`` back (inside the caller's append lock).
+        """Bring any archived stream among ``names`` back (the caller holds their locks).
 
         A retry of an append whose events were archived since must find them to return the
         original result, and the append would restore the stream anyway.
@@ -311,7 +312,7 @@ class EventStore(LogReader):
     ) -> AppendResult | None:
         """The gateway's hot path where the backend has one: lock, claim and insert at once.
 
-        One event to one stream, no caller-given ids: the head upsert (under the append lock)
+        One event to one stream, no caller-given ids: the head upsert (under the stream's lock)
         feeds the event's sequence straight into the insert, so the append costs the same round
         trips as a bare one-row commit. A wrong ``expected_sequence`` raises afterwards and
         rolls the whole transaction back. None: the backend has no such path.

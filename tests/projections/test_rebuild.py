@@ -270,3 +270,26 @@ def test_cli_run_once_catches_the_async_projections_up(
     assert result.exit_code == 0, result.output
     assert "applied 4 events" in result.output
     assert [h.session_id for h in SessionViews(store.engine).search("needle")] == ["a"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_rebuild_and_verify_see_events_above_a_held_back_horizon(migrated_url: str) -> None:
+    """An open write transaction elsewhere holds readers' horizon back; rebuild and verify
+    still fold every committed event (they read their whole snapshot, not the tail's part)."""
+    from ledger.config import Settings
+
+    with (
+        EventStore.open(migrated_url, writer="a", settings=Settings.from_env({})) as store,
+        store.engine.connect() as other,
+    ):
+        store.append("session-a", [controls.opened("a"), *controls.messages(2)])
+        with other.begin():  # a write transaction with an id, open across what follows
+            other.execute(sa.text("SELECT pg_current_xact_id()"))
+            store.append("session-a", controls.messages(3))
+            assert [r.sequence for r in store.read_all()] == [1, 2, 3], "horizon not held back"
+            assert verify(store, SessionsProjection()) == []
+            rebuild(store, SessionsProjection())
+            head = SessionViews(store.engine).head("a")
+            assert head is not None
+            assert (head.sequence, head.message_count) == (6, 5)
