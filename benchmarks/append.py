@@ -24,11 +24,13 @@ the ledger adds on top: encoding and validating the event, the append lock, read
 moving the stream head, ``RETURNING`` positions and building the result. The ratio is thus
 the share of the durable-write budget the ledger leaves to the caller.
 
-The ledger runs twice on the same database: as a bare log (``inline_projections=()``, the
-row-for-row comparison the targets are about) and as ``EventStore.open`` gives it by default,
-with the installed inline projections (``sessions``, ``keys``) updating the session views in the
-same transaction; its streams are named ``session-*`` so those views do their work. The second
-row says what the views cost on top, against the same baseline; it carries no target.
+The ledger runs twice on the same database: as ``EventStore.open`` gives it by default, with
+the installed inline projections (``sessions``, ``keys``) updating the session views in the same
+transaction (the path users run, as ``Ledger.append_message`` does; its streams are named
+``session-*`` so those views do their work), and as a bare log (``inline_projections=()``, the
+row-for-row comparison the targets are about). The report lists the views-on figures first:
+they say what a user's append gets, against the same baseline; they carry no target. The
+log-only figures follow, with the targets.
 
 Each case runs its contenders interleaved, in ``--rounds`` rounds that rotate their order, after
 a short warm-up of each, so drift in the disk or the server hits every side alike.
@@ -53,12 +55,14 @@ import sqlalchemy as sa
 from _harness.databases import raw_table, scratch_folder
 from _harness.machine import sqlite_environment, sqlite_pragmas
 from _harness.output import (
+    RunOptions,
     add_run_arguments,
-    emit,
+    add_synchronous_argument,
     log,
-    on_backends,
     options_document,
     postgres_line,
+    run_options,
+    run_script,
     verdict,
 )
 from _harness.postgres import migrated_schema, postgres_settings, psycopg_connect
@@ -67,10 +71,13 @@ from _workloads.append import (
     BATCH_SIZE,
     PAYLOAD,
     STREAMS,
+    VARIANTS,
     WRITER,
     core_singles,
     ledger_runner,
     open_sqlite3,
+    open_stores,
+    ordered,
     psycopg_batches,
     sqlite3_batches,
 )
@@ -81,11 +88,6 @@ from ledger.store.database import create_engine
 
 SINGLE_TARGET = 0.8
 BATCH_TARGET = 0.5
-#: Store variants: label -> (stream-name prefix, inline projections; ``None`` = installed ones).
-VARIANTS: dict[str, tuple[str, tuple[()] | None]] = {
-    "log": ("log-", ()),
-    "log+views": ("session-", None),
-}
 RAW_SINGLE = "raw_single"
 RAW_BATCH = "raw_batch"
 
@@ -94,7 +96,7 @@ RAW_BATCH = "raw_batch"
 
 
 @dataclass(frozen=True, slots=True)
-class Options:
+class Options(RunOptions):
     """What to run, from the command line."""
 
     count: int
@@ -103,9 +105,6 @@ class Options:
     warmup_singles: int
     warmup_batches: int
     synchronous: str
-    postgres: str | None
-    directory: str | None
-    as_json: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,13 +139,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--batches", type=int, default=20, help="appends of 1,000 events (20)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per pair (5)")
     parser.add_argument("--quick", action="store_true", help="small counts, a smoke run")
-    parser.add_argument(
-        "--synchronous",
-        type=str.upper,
-        choices=("FULL", "NORMAL", "EXTRA"),
-        default="FULL",
-        help="SQLite PRAGMA synchronous for the ledger and the baselines (FULL)",
-    )
+    add_synchronous_argument(parser, "the baselines")
     add_run_arguments(parser, files="files", postgres=True)
     args = parser.parse_args(argv)
     if args.quick:
@@ -160,9 +153,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         warmup_singles=10 if args.quick else min(100, max(10, args.count // 20)),
         warmup_batches=1 if args.quick else max(1, args.batches // 10),
         synchronous=args.synchronous,
-        postgres=args.postgres or None,
-        directory=args.directory,
-        as_json=args.as_json,
+        **run_options(args),
     )
 
 
@@ -231,18 +222,6 @@ def run_cases(
     return results
 
 
-def open_stores(url: str, settings: Settings, stack: ExitStack) -> dict[str, EventStore]:
-    """One store per variant on ``url``, closed by ``stack``."""
-    stores: dict[str, EventStore] = {}
-    for variant, (_, projections) in VARIANTS.items():
-        store = EventStore.open(
-            url, writer=WRITER, settings=settings, inline_projections=projections
-        )
-        stack.callback(store.close)
-        stores[variant] = store
-    return stores
-
-
 def raw_engine(url: str, settings: Settings, stack: ExitStack) -> sa.Engine:
     """An engine for the baselines, disposed by ``stack``, with both baseline tables made."""
     engine = create_engine(url, settings)
@@ -262,7 +241,8 @@ def run_sqlite(settings: Settings, report: Report) -> None:
     opts = report.options
     with scratch_folder(opts.directory) as folder, ExitStack() as stack:
         log(f"sqlite: files in {folder}")
-        stores = open_stores(f"sqlite:///{folder / 'ledger.db'}", settings, stack)
+        ledger_url = f"sqlite:///{folder / 'ledger.db'}"
+        stores = open_stores(dict.fromkeys(VARIANTS, ledger_url), WRITER, settings, stack)
         raw = raw_engine(f"sqlite:///{folder / 'raw.db'}", settings, stack)
         conn = open_sqlite3(folder / "raw.db", settings)
         stack.callback(conn.close)
@@ -280,7 +260,7 @@ def run_postgres(url: str, settings: Settings, report: Report) -> None:
     """PostgreSQL: the ledger's tables and both baseline tables in one fresh schema."""
     with migrated_schema(url, settings) as schema_url, ExitStack() as stack:
         raw = raw_engine(schema_url, settings, stack)
-        stores = open_stores(schema_url, settings, stack)
+        stores = open_stores(dict.fromkeys(VARIANTS, schema_url), WRITER, settings, stack)
         conn = psycopg_connect(schema_url)
         stack.callback(conn.close)
         report.environment["postgresql"] = postgres_settings(conn, "search_path")
@@ -305,7 +285,7 @@ def print_table(report: Report, out: TextIO) -> None:
         print(postgres_line(report.environment["postgresql"]), file=out)
     header = f"{'backend':<11}{'case':<7}{'store':<10}{'ledger ev/s':>12}  {'baseline':<21}"
     print(f"{header}{'baseline ev/s':>14}{'ratio':>7}  target", file=out)
-    for r in report.results:
+    for r in ordered(report.results):
         goal = verdict(r.target, r.meets_target, ">= {:.1f}")
         print(
             f"{r.backend:<11}{r.case:<7}{r.store:<10}{r.ledger_rate:>12,.0f}  {r.baseline:<21}"
@@ -326,15 +306,13 @@ def document(report: Report) -> dict[str, Any]:
         },
         "payload_bytes": len(PAYLOAD),
         "environment": report.environment,
-        "results": [r.as_dict() for r in report.results],
+        "results": [r.as_dict() for r in ordered(report.results)],
     }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
-    settings = Settings.from_env({"LEDGER_SQLITE_SYNCHRONOUS": opts.synchronous})
-    report = on_backends(opts.postgres, settings, Report(opts), run_sqlite, run_postgres)
-    return emit(report, print_table, document, opts.as_json)
+    return run_script(opts, Report(opts), (run_sqlite, run_postgres), (print_table, document))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """The harness every benchmark script shares, written once.
 
 ``output``
-    progress lines, the shared command-line flags, table lines and verdicts, the JSON document.
+    progress lines, the shared command-line flags and options, a script's run over both
+    backends, table lines and verdicts, the JSON document.
 ``machine``
-    what a run measured on: the source revision, peak RSS, SQLite PRAGMAs.
+    what a run measured on: the source revision, peak RSS, SQLite PRAGMAs, the machine's CPU
+    time.
 ``databases``
     throw-away SQLite folders, the baseline table shaped like ``events`` and the Core one-row
     commit every append baseline makes.

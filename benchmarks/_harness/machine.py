@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 __all__ = [
+    "cpu_jiffies",
     "engine_pragmas",
     "note_rss",
     "peak_rss_mib",
@@ -53,6 +54,19 @@ def source_revision() -> str:
 def peak_rss_mib() -> float:
     """This process's peak resident set size so far, in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_jiffies() -> tuple[int, int]:
+    """The whole machine's CPU time so far, busy and in all, in clock ticks (``/proc/stat``;
+    ``(0, 0)`` where there is none): the busy share between two readings says whether a
+    measurement was bound by the cores, its own or another program's work."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(part) for part in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle and iowait
+    return sum(ticks) - idle, sum(ticks)
 
 
 def note_rss(memory: dict[str, float], stage: str) -> None:

@@ -13,14 +13,22 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, TextIO, TypeVar
 
 import sqlalchemy as sa
 
+from ledger.config import Settings
+
+from .machine import source_revision
+
 __all__ = [
+    "RunOptions",
     "add_run_arguments",
+    "add_synchronous_argument",
+    "document_head",
     "emit",
+    "header_lines",
     "latency_table",
     "log",
     "log_document",
@@ -29,6 +37,8 @@ __all__ = [
     "postgres_line",
     "rss_line",
     "run_header",
+    "run_options",
+    "run_script",
     "shown_url",
     "verdict",
 ]
@@ -60,6 +70,36 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, files: str, postgres: 
     parser.add_argument("--json", dest="as_json", action="store_true", help="JSON on stdout")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    """The options every script takes, read by :func:`add_run_arguments`: the base of each
+    script's ``Options``."""
+
+    postgres: str | None
+    directory: str | None
+    as_json: bool
+
+
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`RunOptions` fields from the command line (no URL: ``None``)."""
+    return {
+        "postgres": getattr(args, "postgres", None) or None,
+        "directory": args.directory,
+        "as_json": args.as_json,
+    }
+
+
+def add_synchronous_argument(parser: argparse.ArgumentParser, sides: str) -> None:
+    """``--synchronous``: SQLite's ``PRAGMA synchronous`` for the ledger and ``sides``."""
+    parser.add_argument(
+        "--synchronous",
+        type=str.upper,
+        choices=("FULL", "NORMAL", "EXTRA"),
+        default="FULL",
+        help=f"SQLite PRAGMA synchronous for the ledger and {sides} (FULL)",
+    )
+
+
 def shown_url(url: str | None) -> str | None:
     """``url`` with any password masked."""
     return None if url is None else sa.make_url(url).render_as_string(hide_password=True)
@@ -71,6 +111,11 @@ def options_document(options: Any) -> dict[str, Any]:
     if "postgres" in data:
         data["postgres"] = shown_url(data["postgres"])
     return data
+
+
+def document_head(options: Any) -> dict[str, Any]:
+    """The first keys of a JSON document: the options and the revision measured."""
+    return {"options": options_document(options), "revision": source_revision()}
 
 
 def log_document(report: Any, results: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +141,15 @@ def run_header(revision: str | None, sqlite: Mapping[str, str]) -> str:
     if "journal_mode" in sqlite:
         line += f" journal_mode={sqlite['journal_mode']} synchronous={sqlite['synchronous']}"
     return line
+
+
+def header_lines(environment: Mapping[str, Mapping[str, str]], detail: str) -> list[str]:
+    """The lines above a table: :func:`run_header` at this revision with ``detail`` after it,
+    and the :func:`postgres_line` (with ``wal_sync_method``) if PostgreSQL ran."""
+    lines = [f"{run_header(source_revision(), environment.get('sqlite', {}))}; {detail}"]
+    if "postgresql" in environment:
+        lines.append(postgres_line(environment["postgresql"], "wal_sync_method"))
+    return lines
 
 
 def postgres_line(settings: Mapping[str, str], *extra: str) -> str:
@@ -166,6 +220,21 @@ def on_backends(
     else:
         log("postgresql: skipped (give --postgres URL or set LEDGER_TEST_POSTGRES_URL)")
     return report
+
+
+def run_script(
+    options: RunOptions,
+    report: R,
+    backends: tuple[Callable[[Settings, R], None], Callable[[str, Settings, R], None]],
+    output: tuple[Callable[[R, TextIO], None], Callable[[R], dict[str, Any]]],
+) -> int:
+    """A script's whole run: :func:`on_backends` with ``backends`` (SQLite, PostgreSQL), under
+    the ledger's settings with ``options.synchronous`` (if it has one, else ``FULL``) as SQLite's
+    ``synchronous``; then :func:`emit` with ``output`` (table, document)."""
+    synchronous = getattr(options, "synchronous", "FULL")
+    settings = Settings.from_env({"LEDGER_SQLITE_SYNCHRONOUS": synchronous})
+    on_backends(options.postgres, settings, report, *backends)
+    return emit(report, *output, options.as_json)
 
 
 def emit(

@@ -16,9 +16,10 @@ import sqlite3
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 import psycopg
@@ -33,10 +34,13 @@ __all__ = [
     "BATCH_SIZE",
     "PAYLOAD",
     "STREAMS",
+    "VARIANTS",
     "WRITER",
     "core_singles",
     "ledger_runner",
     "open_sqlite3",
+    "open_stores",
+    "ordered",
     "psycopg_batches",
     "sqlite3_batches",
 ]
@@ -44,6 +48,12 @@ __all__ = [
 STREAMS = 10
 BATCH_SIZE = 1000
 WRITER = "benchmark:append"
+#: Store variants: label -> (stream-name prefix, inline projections; ``None`` = installed ones).
+#: The views-on path first: it is the one users run, and reports list it first.
+VARIANTS: dict[str, tuple[str, tuple[()] | None]] = {
+    "log+views": ("session-", None),
+    "log": ("log-", ()),
+}
 INSERT_COLUMNS = (
     "stream",
     "sequence",
@@ -54,6 +64,36 @@ INSERT_COLUMNS = (
     "recorded_at",
     "schema_version",
 )
+
+
+class Labelled(Protocol):
+    """A result that names the store variant it measured."""
+
+    @property
+    def store(self) -> str: ...
+
+
+L = TypeVar("L", bound=Labelled)
+
+
+def ordered(results: Sequence[L]) -> list[L]:
+    """``results`` in the order of ``VARIANTS`` (views on first), then as measured."""
+    order = list(VARIANTS)
+    return sorted(results, key=lambda r: order.index(r.store))
+
+
+def open_stores(
+    urls: Mapping[str, str], writer: str, settings: Settings, stack: ExitStack
+) -> dict[str, EventStore]:
+    """One store per variant at ``urls[variant]``, closed by ``stack``."""
+    stores: dict[str, EventStore] = {}
+    for variant, (_, projections) in VARIANTS.items():
+        store = EventStore.open(
+            urls[variant], writer=writer, settings=settings, inline_projections=projections
+        )
+        stack.callback(store.close)
+        stores[variant] = store
+    return stores
 
 
 def make_message(index: int, session_id: str = "single-00") -> MessageAppended:
