@@ -40,6 +40,8 @@ __all__ = [
 CODEC = "msgpack+zlib"
 #: A read round looks at segments overlapping this many batch sizes of positions.
 _WINDOW = 4
+#: The largest position there can be (BIGINT).
+_LAST_POSITION = 2**63 - 1
 
 
 class StoredRow(msgspec.Struct, array_like=True, frozen=True):
@@ -329,6 +331,11 @@ class SegmentReader:
                     next_segment = row[1]
                 else:
                     horizon = int(row[1])
+            if not segments:
+                # No segment overlaps the window and the next one starts at ``next_segment``:
+                # no archived row lies before it, so every live row below it may be returned
+                # (positions are sparse on PostgreSQL: a window would hold one transaction).
+                upper = _LAST_POSITION if next_segment is None else next_segment - 1
             if horizon is not None:
                 # Nothing at or above the horizon is final yet: never read or jump past it.
                 upper = min(upper, horizon - 1)
