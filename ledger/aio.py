@@ -194,6 +194,10 @@ class AsyncLedger:
             self.ledger.search, query, limit=limit, session_id=session_id, fresh=fresh
         )
 
+    async def catch_up(self) -> int:
+        """See :meth:`Ledger.catch_up`."""
+        return await self._run(self.ledger.catch_up)
+
     async def lineage(self, session_id: str) -> list[str]:
         """See :meth:`Ledger.lineage`."""
         return await self._run(self.ledger.lineage, session_id)
