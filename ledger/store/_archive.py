@@ -310,8 +310,10 @@ class SegmentReader:
 
         Each round reads the next ``size`` live rows and every segment overlapping a window of
         ``_WINDOW * size`` positions, in one statement; memory is bounded by the segments that
-        overlap one window. An empty window (a stretch of positions whose events were purged
-        or compacted away) moves on, so an empty result means the end of the log.
+        overlap one window. With no segment in the window, the round returns every live row up
+        to the next segment's start. An empty window (a stretch of positions whose events were
+        purged or compacted away) moves on, so an empty result means the end of the log (or,
+        with ``final_only``, of what is final so far).
         """
         while True:
             upper = after + _WINDOW * size
