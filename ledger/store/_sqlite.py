@@ -1,4 +1,4 @@
-"""SQLite's write path: ``BEGIN IMMEDIATE`` is the append lock, rows go to the driver directly.
+"""SQLite's write path: ``BEGIN IMMEDIATE`` serialises writers, rows go to the driver directly.
 
 The write transaction itself serialises writers (``ledger.store.database`` issues ``BEGIN
 IMMEDIATE`` for write connections), so positions commit in ascending order and no further lock

@@ -1,7 +1,7 @@
 """Driver errors become the ledger's own, the same way on SQLite and PostgreSQL.
 
 Each broken constraint is provoked for real (a raw statement that breaks it, or an append whose
-head claim was made stale, as a writer bypassing the append lock would), and each test checks
+head claim was made stale, as a writer bypassing the stream locks would), and each test checks
 the constraint name the error carries and the typed error the store turns it into; a dead
 connection and a file that is not a database become a :class:`DatabaseError` naming the backend.
 No SQLAlchemy or driver exception may come out of the public API.
