@@ -44,7 +44,7 @@ from ledger.events import (
     SessionTitled,
 )
 from ledger.records import AppendResult, RecordedEvent, StreamAppend
-from ledger.store import EventStore, has_event
+from ledger.store import EventStore, OneShot, has_event
 from ledger.streams import key_stream, session_stream
 from ledger.views import SearchHit, SessionHead, SessionViews, TranscriptMessage
 
@@ -219,6 +219,11 @@ class Ledger:
             event_ids=event_ids,
         )
         rows = self.store.prepare(part)
+        first = events[0] if events else None
+        if not given_message_ids and isinstance(first, MessageAppended) and OneShot.eligible(part):
+            done = self.store.one_shot.append(rows[0], first)
+            if done is not None:  # None: archived, or not PostgreSQL with the known views
+                return done
         with self.store.transaction(streams=[part.stream]) as conn:
             if event_ids is not None:
                 self.store.restore_archived(conn, {part.stream})

@@ -23,6 +23,7 @@ from ledger.store._log import (
     segment_size,
     session_stream_is_live,
 )
+from ledger.store._oneshot import OneShot
 from ledger.store._reader import READ_BATCH, LogReader
 from ledger.store._store import EventStore, InlineProjection, default_writer
 from ledger.store.migration import ensure_schema
@@ -32,6 +33,7 @@ __all__ = [
     "EventStore",
     "InlineProjection",
     "LogReader",
+    "OneShot",
     "SegmentInfo",
     "StoredRow",
     "archive_stream",

@@ -39,6 +39,7 @@ from ledger.store._archive import restore_archived, restore_stream
 from ledger.store._backend import WritePath
 from ledger.store._errors import CONSTRAINTS, append_error
 from ledger.store._idempotency import stored_result
+from ledger.store._oneshot import OneShot
 from ledger.store._postgres import HORIZON, MAX_EVENTS_PER_TRANSACTION, PostgresWritePath
 from ledger.store._prepare import prepare
 from ledger.store._reader import LogReader
@@ -102,6 +103,8 @@ class EventStore(LogReader):
         if inline_projections is None:
             inline_projections = [cls() for cls in plugins.load("inline_projections")]
         self.inline_projections: list[InlineProjection] = list(inline_projections)
+        #: PostgreSQL's one-round-trip message append (used by the gateway API).
+        self.one_shot = OneShot(engine, {p.name for p in self.inline_projections})
         self._local_writer: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if self._sqlite else contextlib.nullcontext()
         )
