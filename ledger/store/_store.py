@@ -49,6 +49,10 @@ from ledger.store.database import WRITE, create_engine, is_sqlite
 __all__ = ["EventStore", "InlineProjection", "default_writer"]
 
 
+#: ``Connection.info`` key: the streams the open transaction has locked (taken once each).
+_LOCKED = "ledger_locked_streams"
+
+
 class InlineProjection(Protocol):
     """A view updated inside the append transaction (read-your-writes)."""
 
@@ -164,7 +168,7 @@ class EventStore(LogReader):
         the append that follows cannot be split by another writer of them (PostgreSQL; SQLite's
         write lock already excludes every other writer). ``exclusive`` waits for appends in
         flight and holds off new ones until the end, for work that needs one consistent cut of
-        the whole log (snapshots, rebuilds). ``append_lock`` is the old name of ``exclusive``.
+        the whole log (snapshots, rebuilds); ``append_lock`` is its old name.
 
         On SQLite the threads of this process queue on a lock first: SQLite admits one writer
         anyway, and its busy handler makes waiting writers sleep with growing back-off (p99 of
@@ -177,11 +181,24 @@ class EventStore(LogReader):
         # Driver errors arrive as DatabaseError already (the engine's handle_error hook).
         with self.engine.connect() as conn:
             conn.execution_options(**{WRITE: True})
-            with conn.begin():
-                if exclusive:
-                    self._path.quiesce(conn)
-                self._path.lock_streams(conn, streams)
-                yield conn
+            conn.info[_LOCKED] = set()
+            try:
+                with conn.begin():
+                    if exclusive:
+                        self._path.quiesce(conn)
+                    self._lock(conn, streams)
+                    yield conn
+            finally:  # the locks end with the transaction
+                del conn.info[_LOCKED]
+
+    def _lock(self, conn: sa.Connection, streams: Sequence[str]) -> None:
+        """Lock the streams this transaction does not hold yet (one statement, name order)."""
+        held: set[str] | None = conn.info.get(_LOCKED)
+        wanted = [s for s in streams if held is None or s not in held]
+        if wanted:
+            self._path.lock_streams(conn, wanted)
+            if held is not None:
+                held.update(wanted)
 
     def append(
         self,
@@ -226,7 +243,7 @@ class EventStore(LogReader):
         one = len(appends) == 1 and len(prepared[0]) == 1 and appends[0].event_ids is None
         if not one:  # the one-event path takes its stream's lock itself
             # Every stream this append writes is locked before anything is written (_postgres).
-            self._path.lock_streams(conn, [part.stream for part in appends])
+            self._lock(conn, [part.stream for part in appends])
         total = sum(len(rows) for rows in prepared)
         if total > MAX_EVENTS_PER_TRANSACTION:
             raise InvalidArgumentError(
@@ -303,11 +320,7 @@ class EventStore(LogReader):
         return prepare(part, writer=self.writer, codec=self.codec)
 
     def restore_archived(self, conn: sa.Connection, names: set[str]) -> None:
-        """Bring any archived stream among ``names`` back (the caller holds their locks).
-
-        A retry of an append whose events were archived since must find them to return the
-        original result, and the append would restore the stream anyway.
-        """
+        """Bring archived streams among ``names`` back, so a retried append finds its events."""
         restore_archived(conn, names)
 
     def _append_one(

@@ -79,3 +79,21 @@ def test_a_missing_session_is_refused_without_a_write(ledger: Ledger) -> None:
     with pytest.raises(SessionNotFoundError):
         ledger.append_message("no-such-session", "user", "hello")
     assert count_events(ledger) == before
+
+
+def test_a_transaction_locks_each_stream_once(ledger: Ledger) -> None:
+    """The general path (a batch) locks the session stream once, not again inside the append."""
+    session_id = ledger.open_session(KEY)
+    locks: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "pg_advisory_xact_lock" in statement:
+            locks.append(statement)
+
+    sa.event.listen(ledger.store.engine, "before_cursor_execute", count)
+    try:
+        ledger.append_messages(session_id, [{"role": "user", "content": str(i)} for i in range(3)])
+    finally:
+        sa.event.remove(ledger.store.engine, "before_cursor_execute", count)
+    assert len(locks) == 1
+    assert [m.content for m in ledger.transcript(session_id)] == ["0", "1", "2"]
