@@ -3,12 +3,12 @@
 The gateway's hot call, one message to an open session, was seven round trips (BEGIN, stream
 lock, state check, append, head update, transcript insert, COMMIT). This function does the
 same work in one statement, run in autocommit, so one round trip: the session stream's
-advisory lock, the "session exists and is open" check, the head claim and event insert (as
-``ledger_append_one``), and the two inline-view writes of the ``sessions`` projection's
-append-only path (head bump, transcript row). It writes nothing and returns a status when the
-session is missing or not open, or when its stream is archived (the caller then takes the
-general path, which restores it). The views it writes are checked against a rebuild from the
-log by the same tests as the Python path.
+advisory lock, the "session exists and is open" check, the head claim and event insert (a call
+of ``ledger_append_one``, whose lock is re-entrant), and the two inline-view writes of the
+``sessions`` projection's append-only path (head bump, transcript row). It writes nothing
+and returns a status when the session is missing or not open, or when its stream is archived
+(the caller then takes the general path, which restores it). The views it writes are checked
+against a rebuild from the log by the same tests as the Python path.
 
 Revision ID: 0006
 Revises: 0005
@@ -24,14 +24,12 @@ down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SPAN = 2**20
-
 SIGNATURE = (
     "text, text, text, text, text, text, text, text, integer, text, text, bytea, uuid, text, "
     "timestamptz, smallint"
 )
 
-APPEND_MESSAGE = f"""
+APPEND_MESSAGE = """
 CREATE FUNCTION ledger_append_message(
     p_session_id text, p_stream text, p_message_id text, p_role text, p_content text,
     p_tool_name text, p_tool_call_id text, p_tool_calls text, p_token_count integer,
@@ -42,7 +40,6 @@ CREATE FUNCTION ledger_append_message(
 DECLARE
     v_state text;
     v_archived boolean;
-    base bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended(current_schema() || '.' || p_stream, 0));
     SELECT h.state INTO v_state FROM session_heads AS h WHERE h.session_id = p_session_id;
@@ -59,16 +56,9 @@ BEGIN
         o_status := 'archived';
         RETURN;
     END IF;
-    INSERT INTO streams AS s (stream, sequence) VALUES (p_stream, 1)
-        ON CONFLICT (stream) DO UPDATE SET sequence = s.sequence + 1
-        RETURNING s.sequence INTO o_sequence;
-    base := pg_current_xact_id()::text::bigint * {SPAN};
-    SELECT coalesce(max(e.position), base) + 1 INTO o_position
-        FROM events AS e WHERE e.position >= base AND e.position < base + {SPAN};
-    INSERT INTO events (position, stream, sequence, type, data, event_id, writer, recorded_at,
-                        schema_version)
-        VALUES (o_position, p_stream, o_sequence, 'MessageAppended', p_data, p_event_id,
-                p_writer, p_recorded_at, p_schema_version);
+    SELECT a.o_position, a.o_sequence INTO o_position, o_sequence
+        FROM ledger_append_one(p_stream, 'MessageAppended', p_data, p_event_id, p_writer,
+                               p_recorded_at, p_schema_version) AS a;
     UPDATE session_heads AS h
         SET sequence = o_sequence, message_count = h.message_count + 1,
             token_count = h.token_count + coalesce(p_token_count, 0), position = o_position,
