@@ -24,7 +24,7 @@ from ledger.errors import (
 )
 from ledger.events import EVENT_TYPES, Event
 
-__all__ = ["Codec", "Upcaster"]
+__all__ = ["Codec", "Upcaster", "tool_calls_text"]
 
 #: Turns the plain-data payload of version ``n`` into the payload of version ``n + 1``.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -114,3 +114,15 @@ class Codec:
             return converted
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise EventDecodeError(type_name, position, str(exc)) from exc
+
+
+_tool_calls_encoder = msgspec.json.Encoder()
+
+
+def tool_calls_text(tool_calls: list[dict[str, Any]] | None) -> str | None:
+    """A message's ``tool_calls`` as the transcript view stores them (compact JSON text).
+
+    One function for every writer of the view (the ``sessions`` projection and PostgreSQL's
+    one-round-trip append), so their rows stay byte-equal to a rebuild.
+    """
+    return None if tool_calls is None else _tool_calls_encoder.encode(tool_calls).decode()

@@ -15,9 +15,9 @@ import functools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import msgspec
 import sqlalchemy as sa
 
+from ledger.codec import tool_calls_text
 from ledger.events import (
     MessageAppended,
     MessagesRetracted,
@@ -31,7 +31,6 @@ from ledger.streams import category, parse
 from projections.base import Projection, insert_statement, select_by_keys, write_rows
 
 __all__ = ["SessionsProjection"]
-_json = msgspec.json.Encoder()
 
 
 def _message_row(record: RecordedEvent, event: MessageAppended) -> dict[str, Any]:
@@ -44,7 +43,7 @@ def _message_row(record: RecordedEvent, event: MessageAppended) -> dict[str, Any
         "content": event.content,
         "tool_name": event.tool_name,
         "tool_call_id": event.tool_call_id,
-        "tool_calls": None if event.tool_calls is None else _json.encode(event.tool_calls).decode(),
+        "tool_calls": tool_calls_text(event.tool_calls),
         "token_count": event.token_count,
         "finish_reason": event.finish_reason,
         "reasoning": event.reasoning,

@@ -14,9 +14,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import msgspec
 import sqlalchemy as sa
 
+from ledger.codec import tool_calls_text
 from ledger.errors import SessionClosedError, SessionNotFoundError
 from ledger.events import MessageAppended
 from ledger.records import AppendResult, StreamAppend
@@ -27,7 +27,6 @@ __all__ = ["OneShot"]
 
 #: The inline projections whose append-only writes the server function makes.
 KNOWN_VIEWS = frozenset({"sessions", "keys"})
-_json = msgspec.json.Encoder()
 
 _CALL = sa.text(
     "SELECT o_status, o_position, o_sequence FROM ledger_append_message(:session_id, :stream, "
@@ -64,9 +63,7 @@ class OneShot:
             "content": event.content,
             "tool_name": event.tool_name,
             "tool_call_id": event.tool_call_id,
-            "tool_calls": None
-            if event.tool_calls is None
-            else _json.encode(event.tool_calls).decode(),
+            "tool_calls": tool_calls_text(event.tool_calls),
             "token_count": event.token_count,
             "finish_reason": event.finish_reason,
             "reasoning": event.reasoning,
