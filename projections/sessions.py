@@ -28,7 +28,7 @@ from ledger.events import (
 from ledger.records import RecordedEvent
 from ledger.schema import session_heads, session_tombstones, transcript_messages
 from ledger.streams import category, parse
-from projections.base import Projection, insert_statement, select_by_keys, write_rows
+from projections.base import Projection, insert_rows, select_by_keys, write_rows
 
 __all__ = ["SessionsProjection"]
 
@@ -219,8 +219,7 @@ class SessionsProjection(Projection):
 
     def _flush(self, conn: sa.Connection, pending: list[dict[str, Any]]) -> None:
         if pending:
-            table = insert_statement(self.table("transcript_messages"))
-            conn.execute(table, pending[0] if len(pending) == 1 else pending)
+            insert_rows(conn, self.table("transcript_messages"), pending)
             pending.clear()
 
     def seed(self, conn: sa.Connection, session_id: str | None = None) -> None:

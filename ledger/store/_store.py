@@ -107,10 +107,12 @@ class EventStore(LogReader):
         if inline_projections is None:
             inline_projections = [cls() for cls in plugins.load("inline_projections")]
         self.inline_projections: list[InlineProjection] = list(inline_projections)
-        #: PostgreSQL's one-round-trip message append (used by the gateway API).
-        self.one_shot = OneShot(engine, {p.name for p in self.inline_projections})
         self._local_writer: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if self._sqlite else contextlib.nullcontext()
+        )
+        #: The single-message shortcut of the gateway API (``_oneshot``).
+        self.one_shot = OneShot(
+            engine, {p.name for p in self.inline_projections}, self._local_writer
         )
         self._path: WritePath = (
             SqliteWritePath(engine.dialect) if self._sqlite else PostgresWritePath()
