@@ -16,6 +16,7 @@ from ledger.errors import (
     DuplicateEventError,
     EventDecodeError,
     EventTooLargeError,
+    IdempotencyConflictError,
     InvalidArgumentError,
     InvalidEventError,
     LedgerError,
@@ -32,14 +33,18 @@ from ledger.events import (
     MessageAppended,
     MessagesRetracted,
     SessionClosed,
+    SessionConfigured,
     SessionOpened,
+    SessionReopened,
     SessionSwitched,
     SessionTitled,
+    UsageRecorded,
 )
 from ledger.facade import Ledger
+from ledger.idempotency import platform_event_id
 from ledger.records import ANY, NO_STREAM, AppendResult, RecordedEvent, StreamAppend
 from ledger.store import EventStore
-from ledger.views import SearchHit, SessionHead, SessionViews, TranscriptMessage
+from ledger.views import SearchHit, SessionHead, SessionUsage, SessionViews, TranscriptMessage
 
 __all__ = [
     "ANY",
@@ -58,6 +63,7 @@ __all__ = [
     "EventDecodeError",
     "EventStore",
     "EventTooLargeError",
+    "IdempotencyConflictError",
     "InvalidArgumentError",
     "InvalidEventError",
     "Ledger",
@@ -70,16 +76,21 @@ __all__ = [
     "SearchHit",
     "SessionClosed",
     "SessionClosedError",
+    "SessionConfigured",
     "SessionHead",
     "SessionNotFoundError",
     "SessionOpened",
+    "SessionReopened",
     "SessionSwitched",
     "SessionTitled",
+    "SessionUsage",
     "SessionViews",
     "Settings",
     "StreamAppend",
     "StreamNotFoundError",
     "TranscriptMessage",
     "UnknownEventTypeError",
+    "UsageRecorded",
     "WrongExpectedVersionError",
+    "platform_event_id",
 ]

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
+from ledger.codec import content_text
 from ledger.errors import (
     InvalidArgumentError,
     InvalidEventError,
@@ -27,10 +28,13 @@ from ledger.schema import session_heads, session_keys, transcript_messages
 
 __all__ = [
     "LAST_LIVE",
+    "MESSAGE_FIELDS",
     "REASONS",
     "active_session_in",
     "build_message",
     "check_reason",
+    "live_from",
+    "message_id_for",
     "require_new_message_ids",
     "require_open",
     "session_state",
@@ -56,22 +60,79 @@ LAST_LIVE = (
 )
 
 
-def build_message(session_id: str, fields: Mapping[str, Any]) -> MessageAppended:
-    """Build and validate a message from keyword fields; errors name the ``$.path``."""
-    data = {"message_id": uuid.uuid4().hex, **fields, "session_id": session_id}
-    data.pop("type", None)
+#: The keyword fields a message may carry (besides ``role`` and ``content``).
+MESSAGE_FIELDS = frozenset(MessageAppended.__struct_fields__) - {"session_id"}
+
+
+def build_message(
+    session_id: str, fields: Mapping[str, Any], *, message_id: str | None = None
+) -> MessageAppended:
+    """Build and validate a message from keyword fields; errors name the field or ``$.path``.
+
+    A field the ledger does not know is refused (:class:`InvalidArgumentError` naming it), never
+    dropped: gateway data that has no field of its own goes in ``metadata``. ``message_id``
+    defaults to the given one, else a fresh id.
+    """
+    unknown = sorted(set(fields) - MESSAGE_FIELDS)
+    if unknown:
+        raise InvalidArgumentError(
+            unknown[0],
+            fields[unknown[0]],
+            "a message field (" + ", ".join(sorted(MESSAGE_FIELDS)) + "), or put it in metadata",
+        )
+    data = {"message_id": message_id or uuid.uuid4().hex, **fields, "session_id": session_id}
     content = data.get("content")
     if isinstance(content, str) and not content.strip() and not data.get("tool_calls"):
         raise InvalidArgumentError("content", content, "non-empty text (or tool_calls)")
-    for name in ("content", "reasoning"):
+    if isinstance(content, list) and not content:
+        raise InvalidArgumentError("content", content, "at least one content part, or None")
+    for name in ("content", "reasoning", "reasoning_content"):
         value = data.get(name)
-        if isinstance(value, str) and "\x00" in value:
+        text = content_text(value) if name == "content" and isinstance(value, list) else value
+        if isinstance(text, str) and "\x00" in text:
             # PostgreSQL text cannot hold NUL; refuse it on every backend alike.
-            raise InvalidArgumentError(name, value[:40], "text without NUL characters")
+            raise InvalidArgumentError(name, text[:40], "text without NUL characters")
     try:
         return msgspec.convert(data, MessageAppended)
     except msgspec.ValidationError as exc:
         raise InvalidEventError("MessageAppended", str(exc)) from exc
+
+
+_LIVE = transcript_messages.c.retracted_position.is_(None)
+FROM_MESSAGE = sa.select(transcript_messages.c.sequence).where(
+    transcript_messages.c.session_id == sa.bindparam("sid"),
+    transcript_messages.c.message_id == sa.bindparam("mid"),
+    _LIVE,
+)
+LIVE_FROM = (
+    sa.select(transcript_messages.c.message_id)
+    .where(
+        transcript_messages.c.session_id == sa.bindparam("sid"),
+        transcript_messages.c.sequence >= sa.bindparam("from_sequence"),
+        _LIVE,
+    )
+    .order_by(transcript_messages.c.sequence)
+)
+
+
+def live_from(conn: sa.Connection, session_id: str, message_id: str) -> list[str]:
+    """The live messages from ``message_id`` (inclusive) to the end, in order (a rewind)."""
+    start = conn.execute(FROM_MESSAGE, {"sid": session_id, "mid": message_id}).scalar()
+    if start is None:
+        raise InvalidArgumentError(
+            "from_message_id", message_id, f"a live message of {session_id!r}"
+        )
+    return list(conn.execute(LIVE_FROM, {"sid": session_id, "from_sequence": start}).scalars())
+
+
+def message_id_for(event_id: uuid.UUID | str | None) -> str | None:
+    """A message's id derived from its idempotency key, so a retry encodes the same event."""
+    if event_id is None:
+        return None
+    try:
+        return (event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(str(event_id))).hex
+    except ValueError as exc:
+        raise InvalidArgumentError("event_id", event_id, "a UUID") from exc
 
 
 def session_state(conn: sa.Connection, session_id: str) -> str:
@@ -103,7 +164,7 @@ def require_new_message_ids(conn: sa.Connection, session_id: str, message_ids: l
         )
 
 
-REASONS = ("new", "reset", "resume", "branch", "compress")
+REASONS = ("new", "reset", "resume", "branch", "compress", "delegate")
 
 
 def check_reason(reason: str) -> None:

@@ -10,6 +10,7 @@ serves both APIs. ``benchmarks/gateway.py`` measures the hop against the sync AP
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +21,7 @@ from ledger.cache import AgentCache
 from ledger.config import Settings
 from ledger.facade import Ledger
 from ledger.records import AppendResult, RecordedEvent
-from ledger.views import SearchHit, SessionHead, TranscriptMessage
+from ledger.views import SearchHit, SessionHead, SessionUsage, TranscriptMessage
 
 __all__ = ["AsyncLedger"]
 
@@ -79,6 +80,9 @@ class AsyncLedger:
         user_id: str | None = None,
         model: str | None = None,
         title: str | None = None,
+        started_at: dt.datetime | None = None,
+        system_prompt: str | None = None,
+        model_config: Mapping[str, Any] | None = None,
     ) -> str:
         """See :meth:`Ledger.open_session`."""
         return await self._run(
@@ -91,6 +95,9 @@ class AsyncLedger:
             user_id=user_id,
             model=model,
             title=title,
+            started_at=started_at,
+            system_prompt=system_prompt,
+            model_config=model_config,
         )
 
     async def switch_session(
@@ -103,8 +110,10 @@ class AsyncLedger:
         self,
         session_id: str,
         role: str,
-        content: str,
+        content: str | list[dict[str, Any]] | None,
         *,
+        created_at: dt.datetime | None = None,
+        metadata: Mapping[str, Any] | None = None,
         expected_sequence: int | None = None,
         event_id: uuid.UUID | str | None = None,
         **fields: Any,
@@ -115,6 +124,8 @@ class AsyncLedger:
             session_id,
             role,
             content,
+            created_at=created_at,
+            metadata=metadata,
             expected_sequence=expected_sequence,
             event_id=event_id,
             **fields,
@@ -138,18 +149,91 @@ class AsyncLedger:
         )
 
     async def retract_messages(
-        self, session_id: str, count: int = 1, *, reason: str = "undo"
+        self,
+        session_id: str,
+        count: int = 1,
+        *,
+        from_message_id: str | None = None,
+        reason: str | None = None,
     ) -> AppendResult:
         """See :meth:`Ledger.retract_messages`."""
-        return await self._run(self.ledger.retract_messages, session_id, count, reason=reason)
+        return await self._run(
+            self.ledger.retract_messages,
+            session_id,
+            count,
+            from_message_id=from_message_id,
+            reason=reason,
+        )
 
-    async def close_session(self, session_id: str, *, reason: str = "closed") -> AppendResult:
+    async def close_session(
+        self, session_id: str, *, reason: str = "closed", ended_at: dt.datetime | None = None
+    ) -> AppendResult:
         """See :meth:`Ledger.close_session`."""
-        return await self._run(self.ledger.close_session, session_id, reason=reason)
+        return await self._run(
+            self.ledger.close_session, session_id, reason=reason, ended_at=ended_at
+        )
 
-    async def set_title(self, session_id: str, title: str) -> AppendResult:
+    async def reopen_session(
+        self, session_id: str, *, reason: str = "resume"
+    ) -> AppendResult | None:
+        """See :meth:`Ledger.reopen_session`."""
+        return await self._run(self.ledger.reopen_session, session_id, reason=reason)
+
+    async def set_title(self, session_id: str, title: str | None) -> AppendResult:
         """See :meth:`Ledger.set_title`."""
         return await self._run(self.ledger.set_title, session_id, title)
+
+    async def configure_session(
+        self,
+        session_id: str,
+        *,
+        system_prompt: str | None = None,
+        model: str | None = None,
+        model_config: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        """See :meth:`Ledger.configure_session`."""
+        return await self._run(
+            self.ledger.configure_session,
+            session_id,
+            system_prompt=system_prompt,
+            model=model,
+            model_config=model_config,
+        )
+
+    async def record_usage(
+        self,
+        session_id: str,
+        *,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        cost_usd: float | None = None,
+        model: str | None = None,
+    ) -> AppendResult:
+        """See :meth:`Ledger.record_usage`."""
+        return await self._run(
+            self.ledger.record_usage,
+            session_id,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+            reasoning_tokens=reasoning_tokens,
+            cost_usd=cost_usd,
+            model=model,
+        )
+
+    async def usage(self, session_id: str) -> SessionUsage:
+        """See :meth:`Ledger.usage`."""
+        return await self._run(self.ledger.usage, session_id)
+
+    async def transcript_as_messages(
+        self, session_id: str, format: str = "openai"
+    ) -> list[dict[str, Any]] | dict[str, Any]:
+        """See :meth:`Ledger.transcript_as_messages`."""
+        return await self._run(self.ledger.transcript_as_messages, session_id, format)
 
     async def active_session(self, session_key: str) -> str | None:
         """See :meth:`Ledger.active_session`."""

@@ -11,6 +11,7 @@ upcasters registered for that type, and converted. Failures name the position an
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,12 +23,24 @@ from ledger.errors import (
     InvalidEventError,
     UnknownEventTypeError,
 )
-from ledger.events import EVENT_TYPES, Event
+from ledger.events import EVENT_TYPES, Event, MessageAppended
 
-__all__ = ["Codec", "Upcaster", "tool_calls_text"]
+__all__ = [
+    "COMPATIBLE_VERSIONS",
+    "Codec",
+    "Upcaster",
+    "content_text",
+    "json_text",
+    "tool_calls_text",
+    "transcript_row",
+]
 
 #: Turns the plain-data payload of version ``n`` into the payload of version ``n + 1``.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+#: (type, old schema_version) pairs whose payloads the current class reads as they are.
+#: ``MessageAppended`` 1 -> 2 widened ``content`` and added fields with defaults.
+COMPATIBLE_VERSIONS: frozenset[tuple[str, int]] = frozenset({("MessageAppended", 1)})
 
 
 class Codec:
@@ -38,6 +51,9 @@ class Codec:
         self._types: dict[str, type[Event]] = dict(EVENT_TYPES)
         self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        #: Old versions whose payloads are valid current ones (the change only added defaults
+        #: or widened a type): decoded straight with the typed decoder, no upcaster needed.
+        self._compatible: set[tuple[str, int]] = set(COMPATIBLE_VERSIONS)
         self._encoder = msgspec.json.Encoder()
         self._raw = msgspec.json.Decoder(dict[str, Any])
         for cls in event_types:
@@ -90,7 +106,9 @@ class Codec:
             raise UnknownEventTypeError(type_name, position)
         cls = self._types[type_name]
         try:
-            if schema_version == cls.schema_version:
+            if schema_version == cls.schema_version or (
+                (type_name, schema_version) in self._compatible
+            ):
                 event: Event = decoder.decode(payload)
                 return event
             data = self._raw.decode(payload)
@@ -116,13 +134,73 @@ class Codec:
             raise EventDecodeError(type_name, position, str(exc)) from exc
 
 
-_tool_calls_encoder = msgspec.json.Encoder()
+_json_encoder = msgspec.json.Encoder()
+
+
+def json_text(value: Any) -> str | None:
+    """A JSON-able value as the views store it (compact JSON text); ``None`` stays NULL.
+
+    One function for every writer of the views (the ``sessions`` projection and the
+    single-message shortcuts), so their rows stay byte-equal to a rebuild.
+    """
+    return None if value is None else _json_encoder.encode(value).decode()
 
 
 def tool_calls_text(tool_calls: list[dict[str, Any]] | None) -> str | None:
-    """A message's ``tool_calls`` as the transcript view stores them (compact JSON text).
+    """A message's ``tool_calls`` as the transcript view stores them (see :func:`json_text`)."""
+    return json_text(tool_calls)
 
-    One function for every writer of the view (the ``sessions`` projection and PostgreSQL's
-    one-round-trip append), so their rows stay byte-equal to a rebuild.
+
+def content_text(content: str | list[dict[str, Any]] | None) -> str:
+    """The text of a message's content: itself, the text parts joined by newlines, or ``""``.
+
+    What search indexes and what plain-text renderings show of content parts; images and other
+    non-text parts have no text.
     """
-    return None if tool_calls is None else _tool_calls_encoder.encode(tool_calls).decode()
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    texts = [part.get("text") for part in content]
+    return "\n".join(text for text in texts if isinstance(text, str))
+
+
+def transcript_row(
+    event: MessageAppended,
+    *,
+    sequence: int | None,
+    position: int | None,
+    writer: str,
+    recorded_at: dt.datetime,
+) -> dict[str, Any]:
+    """The transcript view's row of a message, as every writer of the view builds it.
+
+    Text content goes to ``content``; content parts to ``content_parts`` as JSON text (with
+    ``content`` NULL), so both round-trip exactly. ``created_at`` is the gateway's time, else
+    the log's. One function for the ``sessions`` projection and both single-message shortcuts,
+    so their rows stay byte-equal to a rebuild.
+    """
+    parts = isinstance(event.content, list)
+    return {
+        "session_id": event.session_id,
+        "message_id": event.message_id,
+        "sequence": sequence,
+        "position": position,
+        "role": event.role,
+        "content": None if parts else event.content,
+        "tool_name": event.tool_name,
+        "tool_call_id": event.tool_call_id,
+        "tool_calls": json_text(event.tool_calls),
+        "token_count": event.token_count,
+        "finish_reason": event.finish_reason,
+        "reasoning": event.reasoning,
+        "writer": writer,
+        "recorded_at": recorded_at,
+        "retracted_position": None,
+        "content_parts": json_text(event.content) if parts else None,
+        "created_at": event.created_at or recorded_at,
+        "name": event.name,
+        "reasoning_content": event.reasoning_content,
+        "reasoning_details": json_text(event.reasoning_details),
+        "metadata": json_text(event.metadata),
+    }

@@ -10,7 +10,7 @@ variable                       meaning (default)
 ``LEDGER_HOME``                folder of the embedded database (``~/.ledger``), created 0700
 ``LEDGER_SQLITE_SYNCHRONOUS``  ``FULL`` (survives power loss) or ``NORMAL`` (faster, WAL-safe)
 ``LEDGER_BUSY_TIMEOUT_MS``     how long a SQLite writer waits for the lock (``30000``)
-``LEDGER_MAX_EVENT_BYTES``     largest encoded event accepted by ``append`` (``1048576``)
+``LEDGER_MAX_EVENT_BYTES``     largest encoded event accepted by ``append`` (``67108864``, 64 MiB)
 =============================  ===============================================================
 """
 
@@ -23,7 +23,10 @@ from pathlib import Path
 
 from ledger.errors import ConfigurationError
 
-__all__ = ["Settings"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "Settings"]
+
+#: 64 MiB: room for a 16 MiB message (tool output, an encoded image) after JSON escaping.
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
 
 _SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 
@@ -49,7 +52,7 @@ class Settings:
     home: Path = field(default_factory=lambda: Path("~/.ledger").expanduser())
     sqlite_synchronous: str = "FULL"
     busy_timeout_ms: int = 30_000
-    max_event_bytes: int = 1_048_576
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,7 +71,7 @@ class Settings:
             home=Path(home_raw).expanduser(),
             sqlite_synchronous=synchronous,
             busy_timeout_ms=_positive_int(env, "LEDGER_BUSY_TIMEOUT_MS", 30_000),
-            max_event_bytes=_positive_int(env, "LEDGER_MAX_EVENT_BYTES", 1_048_576),
+            max_event_bytes=_positive_int(env, "LEDGER_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
         )
 
     def resolve_url(self, url: str | None) -> str:

@@ -14,8 +14,9 @@ built in ``__init__`` from the attributes, so the text always names the object a
     ├── UnknownEventTypeError(LedgerError, LookupError)   type, position
     ├── EventDecodeError(LedgerError, ValueError)         type, position, path, detail
     ├── InvalidEventError(LedgerError, ValueError)        event type, path, detail
-    │   └── EventTooLargeError(InvalidEventError)        size, limit
+    │   └── EventTooLargeError(InvalidEventError)        size, limit, stream
     ├── DuplicateEventError(LedgerError, ValueError)      event_ids stored elsewhere
+    │   └── IdempotencyConflictError(DuplicateEventError) an event_id with new content
     ├── InvalidArgumentError(LedgerError, ValueError)     argument, value, expected
     ├── ConfigurationError(LedgerError, ValueError)       variable, value, expected
     ├── SchemaNotCurrentError(LedgerError)                current, head
@@ -44,6 +45,7 @@ __all__ = [
     "DuplicateEventError",
     "EventDecodeError",
     "EventTooLargeError",
+    "IdempotencyConflictError",
     "InvalidArgumentError",
     "InvalidEventError",
     "LedgerError",
@@ -160,12 +162,14 @@ class InvalidEventError(LedgerError, ValueError):
 class EventTooLargeError(InvalidEventError):
     """An encoded event exceeds ``LEDGER_MAX_EVENT_BYTES``; nothing was written."""
 
-    def __init__(self, type_name: str, size: int, limit: int) -> None:
+    def __init__(self, type_name: str, size: int, limit: int, stream: str | None = None) -> None:
         self.size = size
         self.limit = limit
+        self.stream = stream
+        where = "" if stream is None else f" in stream {stream!r}"
         super().__init__(
             type_name,
-            f"encoded size {size} bytes exceeds the limit of {limit} bytes "
+            f"encoded size {size} bytes{where} exceeds the limit of {limit} bytes "
             "(LEDGER_MAX_EVENT_BYTES)",
         )
 
@@ -179,6 +183,23 @@ class DuplicateEventError(LedgerError, ValueError):
         super().__init__(
             f"Event ids {', '.join(self.event_ids)} are already stored, but not as one append "
             f"to stream {stream!r} in this order"
+        )
+
+
+class IdempotencyConflictError(DuplicateEventError):
+    """An ``event_id`` is stored already with DIFFERENT content; nothing was written.
+
+    A retry must carry the same event; two different messages under one platform update id
+    (see :func:`ledger.platform_event_id`) are a bug in the caller, never silently merged.
+    """
+
+    def __init__(self, stream: str, event_id: str) -> None:
+        self.stream = stream
+        self.event_ids = [event_id]
+        LedgerError.__init__(
+            self,
+            f"Event id {event_id} is already stored in stream {stream!r} with different "
+            "content; a retry must carry the same event",
         )
 
 

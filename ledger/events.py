@@ -9,6 +9,7 @@ that cannot follow those rules bumps ``schema_version`` and registers an upcaste
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -20,22 +21,32 @@ __all__ = [
     "MessagesRetracted",
     "Role",
     "SessionClosed",
+    "SessionConfigured",
     "SessionOpened",
+    "SessionReopened",
     "SessionSwitched",
     "SessionTitled",
     "SwitchReason",
+    "UsageRecorded",
 ]
 
 #: A non-empty identifier of bounded size (session ids, keys, message ids).
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 #: Roles a chat message may have.
-Role = Literal["user", "assistant", "tool", "system"]
-#: Why a key's active session changed.
-SwitchReason = Literal["new", "reset", "resume", "branch", "compress"]
+Role = Literal["user", "assistant", "tool", "system", "developer"]
+#: Why a key's active session changed (``delegate``: a subagent's child session).
+SwitchReason = Literal["new", "reset", "resume", "branch", "compress", "delegate"]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 #: Bounded names (models, users, tools): the width of their view columns.
 Name = Annotated[str, msgspec.Meta(max_length=255)]
 Title = Annotated[str, msgspec.Meta(max_length=1024)]
+Short = Annotated[str, msgspec.Meta(max_length=64)]
+#: A time given by the gateway: timezone-aware (a naive datetime is refused).
+Time = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+#: A message's content: text, ``None`` (an assistant turn that only calls tools), or a list of
+#: content parts (``{"type": "text", "text": ...}``, ``{"type": "image_url", ...}``, as the
+#: OpenAI and Anthropic message formats have them), kept exactly as given.
+Content = str | list[dict[str, Any]] | None
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
@@ -60,6 +71,11 @@ class SessionOpened(Event, frozen=True, kw_only=True, tag="SessionOpened"):
     title: Title | None = None
     #: Source-system fields the ledger has no column for (kept, never interpreted).
     metadata: dict[str, Any] | None = None
+    #: When the gateway started the session (its own clock); the view falls back to the log's.
+    started_at: Time | None = None
+    system_prompt: str | None = None
+    #: The model's settings (temperature, max tokens, ...), as the gateway keeps them.
+    model_config: dict[str, Any] | None = None
 
 
 class SessionSwitched(Event, frozen=True, kw_only=True, tag="SessionSwitched"):
@@ -72,18 +88,32 @@ class SessionSwitched(Event, frozen=True, kw_only=True, tag="SessionSwitched"):
 
 
 class MessageAppended(Event, frozen=True, kw_only=True, tag="MessageAppended"):
-    """One chat message added to a session's transcript."""
+    """One chat message added to a session's transcript.
+
+    Schema version 2 widened ``content`` (``None`` and content parts besides text) and added
+    ``created_at``, ``name`` and the reasoning fields; a version-1 payload is a valid version-2
+    payload, so its upcaster changes nothing.
+    """
+
+    schema_version: ClassVar[int] = 2
 
     session_id: Id
     message_id: Id
     role: Role
-    content: str
+    content: Content
+    #: When the gateway says the message was written; None: the log's ``recorded_at``.
+    created_at: Time | None = None
+    #: The participant's name (OpenAI's ``name`` field).
+    name: Name | None = None
     tool_name: Name | None = None
     tool_call_id: Name | None = None
     tool_calls: list[dict[str, Any]] | None = None
     token_count: NonNegative | None = None
-    finish_reason: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    finish_reason: Short | None = None
     reasoning: str | None = None
+    #: The provider's own reasoning text and structured reasoning blocks, kept verbatim.
+    reasoning_content: str | None = None
+    reasoning_details: list[dict[str, Any]] | None = None
     #: Source-system fields the ledger has no column for (kept, never interpreted).
     metadata: dict[str, Any] | None = None
 
@@ -93,21 +123,55 @@ class MessagesRetracted(Event, frozen=True, kw_only=True, tag="MessagesRetracted
 
     session_id: Id
     message_ids: Annotated[list[Id], msgspec.Meta(min_length=1)]
-    reason: Literal["undo", "retry", "compact", "import"]
+    reason: Literal["undo", "retry", "rewind", "compact", "import"]
 
 
 class SessionTitled(Event, frozen=True, kw_only=True, tag="SessionTitled"):
-    """The session got a (new) title."""
+    """The session got a (new) title; ``None`` clears it."""
 
     session_id: Id
-    title: Title
+    title: Title | None
+
+
+class SessionConfigured(Event, frozen=True, kw_only=True, tag="SessionConfigured"):
+    """The session's system prompt, model or model settings changed (content: moves sequence).
+
+    A field left ``None`` keeps its value; ``system_prompt=""`` clears the prompt.
+    """
+
+    session_id: Id
+    system_prompt: str | None = None
+    model: Name | None = None
+    model_config: dict[str, Any] | None = None
 
 
 class SessionClosed(Event, frozen=True, kw_only=True, tag="SessionClosed"):
-    """The session ended; it takes no more messages."""
+    """The session ended; it takes no more messages until reopened."""
 
     session_id: Id
     reason: str
+    #: When the gateway ended it (its own clock); None: the log's ``recorded_at``.
+    ended_at: Time | None = None
+
+
+class SessionReopened(Event, frozen=True, kw_only=True, tag="SessionReopened"):
+    """A closed session takes messages again (Hermes' ``/resume`` of an ended session)."""
+
+    session_id: Id
+    reason: Short = "resume"
+
+
+class UsageRecorded(Event, frozen=True, kw_only=True, tag="UsageRecorded"):
+    """One API call's usage; lives in the ``usage-*`` stream, so it never moves a session."""
+
+    session_id: Id
+    input_tokens: NonNegative = 0
+    output_tokens: NonNegative = 0
+    cache_read_tokens: NonNegative = 0
+    cache_write_tokens: NonNegative = 0
+    reasoning_tokens: NonNegative = 0
+    cost_usd: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    model: Name | None = None
 
 
 #: Every event class by its stored tag.
@@ -119,6 +183,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         MessageAppended,
         MessagesRetracted,
         SessionTitled,
+        SessionConfigured,
         SessionClosed,
+        SessionReopened,
+        UsageRecorded,
     )
 }

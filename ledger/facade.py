@@ -13,7 +13,7 @@ import datetime as dt
 import secrets
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -23,10 +23,13 @@ from ledger._preconditions import (
     active_session_in,
     build_message,
     check_reason,
+    live_from,
+    message_id_for,
     require_new_message_ids,
     require_open,
     session_state,
 )
+from ledger._sessions import SessionWrites
 from ledger.cache import AgentCache
 from ledger.config import Settings
 from ledger.errors import (
@@ -36,6 +39,7 @@ from ledger.errors import (
     SessionNotFoundError,
 )
 from ledger.events import (
+    Event,
     MessageAppended,
     MessagesRetracted,
     SessionClosed,
@@ -43,14 +47,16 @@ from ledger.events import (
     SessionSwitched,
     SessionTitled,
 )
+from ledger.formats import render
 from ledger.records import AppendResult, RecordedEvent, StreamAppend
 from ledger.store import EventStore, OneShot, has_event
 from ledger.streams import key_stream, session_stream
-from ledger.views import SearchHit, SessionHead, SessionViews, TranscriptMessage
+from ledger.views import SearchHit, SessionHead, SessionUsage, SessionViews, TranscriptMessage
 
 __all__ = ["Ledger", "key_stream", "new_session_id", "session_stream"]
 
 _MAX_LINEAGE = 1000
+E = TypeVar("E", bound=Event)
 
 
 def new_session_id() -> str:
@@ -58,7 +64,7 @@ def new_session_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%d_%H%M%S_") + secrets.token_hex(4)
 
 
-class Ledger:
+class Ledger(SessionWrites):
     """A gateway's storage backend over an :class:`EventStore`."""
 
     def __init__(self, store: EventStore) -> None:
@@ -100,12 +106,16 @@ class Ledger:
         user_id: str | None = None,
         model: str | None = None,
         title: str | None = None,
+        started_at: dt.datetime | None = None,
+        system_prompt: str | None = None,
+        model_config: Mapping[str, Any] | None = None,
     ) -> str:
         """Open a session under ``session_key`` and make it the key's active one.
 
         ``SessionOpened`` goes to the session stream and ``SessionSwitched`` to the key stream
-        in one transaction. ``reason="compress"`` or ``"branch"`` with ``parent_session_id``
-        links a child session to its parent. Returns the session id.
+        in one transaction. ``reason="compress"``, ``"branch"`` or ``"delegate"`` with
+        ``parent_session_id`` links a child session to its parent. ``started_at`` is the
+        gateway's own time (timezone-aware; default: the log's). Returns the session id.
         """
         check_reason(reason)
         session_id = session_id or new_session_id()
@@ -118,6 +128,9 @@ class Ledger:
             "user_id": user_id,
             "model": model,
             "title": title,
+            "started_at": started_at,
+            "system_prompt": system_prompt,
+            "model_config": None if model_config is None else dict(model_config),
         }
         try:
             opened = msgspec.convert(fields, SessionOpened)
@@ -175,17 +188,34 @@ class Ledger:
         self,
         session_id: str,
         role: str,
-        content: str,
+        content: str | list[dict[str, Any]] | None,
         *,
+        created_at: dt.datetime | None = None,
+        metadata: Mapping[str, Any] | None = None,
         expected_sequence: int | None = None,
         event_id: uuid.UUID | str | None = None,
         **fields: Any,
     ) -> AppendResult:
-        """Append one message (role user/assistant/tool/system) to an open session."""
-        message = build_message(session_id, {"role": role, "content": content, **fields})
+        """Append one message to an open session.
+
+        ``role``: user, assistant, tool, system or developer. ``content``: text, ``None`` (an
+        assistant turn that only calls tools) or a list of content parts, kept exactly.
+        ``created_at`` is the gateway's time (timezone-aware; default: the log's). ``fields``
+        are the known message fields (``tool_calls``, ``tool_call_id``, ``tool_name``, ``name``,
+        ``token_count``, ``finish_reason``, ``reasoning``, ``reasoning_content``,
+        ``reasoning_details``, ``message_id``); anything else is refused with
+        :class:`InvalidArgumentError` and nothing is written: put it in ``metadata``.
+        ``event_id`` makes the call idempotent (see :func:`ledger.platform_event_id`).
+        """
+        given = {"role": role, "content": content, **fields}
+        if created_at is not None:
+            given["created_at"] = created_at
+        if metadata is not None:
+            given["metadata"] = dict(metadata)
+        message = build_message(session_id, given, message_id=message_id_for(event_id))
         ids = None if event_id is None else [event_id]
-        given = [message.message_id] if "message_id" in fields else []
-        return self._append(session_id, [message], expected_sequence, ids, given)
+        chosen = [message.message_id] if "message_id" in fields else []
+        return self._append(session_id, [message], expected_sequence, ids, chosen)
 
     def append_messages(
         self,
@@ -198,7 +228,15 @@ class Ledger:
         """Append several messages (mappings of message fields) in one transaction."""
         if not messages:
             raise InvalidArgumentError("messages", list(messages), "at least one message")
-        built = [build_message(session_id, fields) for fields in messages]
+        if event_ids is not None and len(event_ids) != len(messages):
+            raise InvalidArgumentError(
+                "event_ids", f"{len(event_ids)} ids", f"one per message ({len(messages)})"
+            )
+        derived = [message_id_for(i) for i in event_ids] if event_ids else [None] * len(messages)
+        built = [
+            build_message(session_id, fields, message_id=message_id)
+            for fields, message_id in zip(messages, derived, strict=True)
+        ]
         given = [m.message_id for m, f in zip(built, messages, strict=True) if "message_id" in f]
         return self._append(session_id, built, expected_sequence, event_ids, given)
 
@@ -233,43 +271,41 @@ class Ledger:
             return self.store.append_in(conn, [part], [rows])[0]
 
     def retract_messages(
-        self, session_id: str, count: int = 1, *, reason: str = "undo"
+        self,
+        session_id: str,
+        count: int = 1,
+        *,
+        from_message_id: str | None = None,
+        reason: str | None = None,
     ) -> AppendResult:
-        """Take back the last ``count`` live messages (``/undo``, ``/retry``)."""
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        """Take back the last ``count`` live messages (``/undo``, ``/retry``), or rewind.
+
+        ``from_message_id`` rewinds instead: that message and every live one after it are
+        taken back (``count`` is then ignored; ``reason`` defaults to ``rewind``).
+        """
+        reason = reason or ("undo" if from_message_id is None else "rewind")
+        if reason not in ("undo", "retry", "rewind"):
+            raise InvalidArgumentError("reason", reason, "undo, retry or rewind")
+        if from_message_id is None and (
+            isinstance(count, bool) or not isinstance(count, int) or count < 1
+        ):
             raise InvalidArgumentError("count", count, "an integer >= 1")
-        if reason not in ("undo", "retry"):
-            raise InvalidArgumentError("reason", reason, "undo or retry")
         with self.store.transaction(streams=[session_stream(session_id)]) as conn:
             require_open(conn, session_id)
-            ids = list(conn.execute(LAST_LIVE, {"sid": session_id, "n": count}).scalars())
-            if len(ids) < count:
-                raise InvalidArgumentError(
-                    "count", count, f"at most {len(ids)} (the live messages of {session_id!r})"
-                )
+            if from_message_id is not None:
+                ids = live_from(conn, session_id, from_message_id)
+            else:
+                ids = list(conn.execute(LAST_LIVE, {"sid": session_id, "n": count}).scalars())
+                if len(ids) < count:
+                    raise InvalidArgumentError(
+                        "count", count, f"at most {len(ids)} (the live messages of {session_id!r})"
+                    )
+                ids.reverse()
             event = MessagesRetracted(
                 session_id=session_id,
-                message_ids=list(reversed(ids)),
+                message_ids=ids,
                 reason=reason,  # type: ignore[arg-type]
             )
-            part = StreamAppend(stream=session_stream(session_id), events=[event])
-            return self.store.append_in(conn, [part])[0]
-
-    def close_session(self, session_id: str, *, reason: str = "closed") -> AppendResult:
-        """Close the session; it takes no more messages."""
-        return self._append(
-            session_id, [SessionClosed(session_id=session_id, reason=reason)], None, None
-        )
-
-    def set_title(self, session_id: str, title: str) -> AppendResult:
-        """Give the session a (new) title."""
-        try:
-            event = msgspec.convert({"session_id": session_id, "title": title}, SessionTitled)
-        except msgspec.ValidationError as exc:
-            raise InvalidEventError("SessionTitled", str(exc)) from exc
-        with self.store.transaction(streams=[session_stream(session_id)]) as conn:
-            if session_state(conn, session_id) == "purged":
-                raise SessionClosedError(session_id)
             part = StreamAppend(stream=session_stream(session_id), events=[event])
             return self.store.append_in(conn, [part])[0]
 
@@ -291,6 +327,27 @@ class Ledger:
             raise SessionNotFoundError(session_id)
         return self.views.transcript(session_id, include_retracted=include_retracted)
 
+    def transcript_as_messages(
+        self, session_id: str, format: str = "openai"
+    ) -> list[dict[str, Any]] | dict[str, Any]:
+        """The live transcript ready to send to the model, with the system prompt.
+
+        ``openai``: the chat-completions ``messages`` list. ``anthropic``: ``{"system": ...,
+        "messages": [...]}`` for the Messages API. Tool calls and results are paired (an
+        unanswered call or an orphan result, e.g. after an undo, is left out); content parts are
+        kept (OpenAI image parts become Anthropic image blocks).
+        """
+        head = self.views.head(session_id)
+        if head is None:
+            raise SessionNotFoundError(session_id)
+        return render(self.views.transcript(session_id), head.system_prompt, format)
+
+    def usage(self, session_id: str) -> SessionUsage:
+        """The session's usage totals, from its ``usage-*`` stream."""
+        if self.views.head_sequence(session_id) is None:
+            raise SessionNotFoundError(session_id)
+        return self.views.usage(session_id)
+
     def sessions(
         self,
         *,
@@ -300,7 +357,7 @@ class Ledger:
         limit: int = 50,
         offset: int = 0,
     ) -> list[SessionHead]:
-        """The session catalog, most recently updated first."""
+        """The session catalog, most recent gateway activity first."""
         return self.views.sessions(
             session_key=session_key, source=source, state=state, limit=limit, offset=offset
         )

@@ -32,6 +32,7 @@ __all__ = [
     "session_heads",
     "session_keys",
     "session_tombstones",
+    "session_usage",
     "streams",
     "transcript_messages",
     "usage_daily",
@@ -119,7 +120,15 @@ session_heads = sa.Table(
     sa.Column("writer", sa.String(255), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Migration 0007: the gateway's own times and settings (NULL in a tombstone head).
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    sa.Column("end_reason", sa.String(64), nullable=True),
+    sa.Column("last_activity_at", UTCDateTime, nullable=True),
+    sa.Column("system_prompt", sa.Text, nullable=True),
+    sa.Column("model_config", sa.Text, nullable=True),
     sa.Index("ix_session_heads_updated_at", "updated_at"),
+    sa.Index("ix_session_heads_last_activity_at", "last_activity_at"),
 )
 
 transcript_messages = sa.Table(
@@ -130,7 +139,8 @@ transcript_messages = sa.Table(
     sa.Column("sequence", sa.BigInteger, nullable=False),
     sa.Column("position", sa.BigInteger, nullable=False),
     sa.Column("role", sa.String(16), nullable=False),
-    sa.Column("content", sa.Text, nullable=False),
+    # Text content; NULL for no content or content parts (then in ``content_parts``, as JSON).
+    sa.Column("content", sa.Text, nullable=True),
     sa.Column("tool_name", sa.String(255), nullable=True),
     sa.Column("tool_call_id", sa.String(255), nullable=True),
     sa.Column("tool_calls", sa.Text, nullable=True),
@@ -140,7 +150,31 @@ transcript_messages = sa.Table(
     sa.Column("writer", sa.String(255), nullable=False),
     sa.Column("recorded_at", UTCDateTime, nullable=False),
     sa.Column("retracted_position", sa.BigInteger, nullable=True),
+    # Migration 0007: everything else a gateway stores with a message.
+    sa.Column("content_parts", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=True),
+    sa.Column("name", sa.String(255), nullable=True),
+    sa.Column("reasoning_content", sa.Text, nullable=True),
+    sa.Column("reasoning_details", sa.Text, nullable=True),
+    sa.Column("metadata", sa.Text, nullable=True),
     sa.Index("ix_transcript_messages_session_sequence", "session_id", "sequence"),
+)
+
+#: Per-session usage totals, folded from the ``usage-*`` streams (migration 0007).
+session_usage = sa.Table(
+    "session_usage",
+    metadata,
+    sa.Column("session_id", sa.String(255), primary_key=True),
+    sa.Column("calls", sa.Integer, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cache_read_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cache_write_tokens", sa.BigInteger, nullable=False),
+    sa.Column("reasoning_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=True),
+    sa.Column("model", sa.String(255), nullable=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
 session_keys = sa.Table(

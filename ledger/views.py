@@ -13,10 +13,10 @@ import msgspec
 import sqlalchemy as sa
 
 from ledger.errors import InvalidArgumentError
-from ledger.schema import session_heads, session_keys, transcript_messages
+from ledger.schema import session_heads, session_keys, session_usage, transcript_messages
 from ledger.store.database import AUTOCOMMIT_READ
 
-__all__ = ["SearchHit", "SessionHead", "SessionViews", "TranscriptMessage"]
+__all__ = ["SearchHit", "SessionHead", "SessionUsage", "SessionViews", "TranscriptMessage"]
 
 _MAX_PAGE = 10_000
 
@@ -37,8 +37,31 @@ class SessionHead(msgspec.Struct, frozen=True, kw_only=True):
     title: str | None
     parent_session_id: str | None
     token_count: int
+    #: The log's times: when the session's first and latest events were recorded.
     created_at: dt.datetime
     updated_at: dt.datetime
+    #: The gateway's times (the log's where the gateway gave none); None for a purged session.
+    started_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    end_reason: str | None = None
+    last_activity_at: dt.datetime | None = None
+    system_prompt: str | None = None
+    model_config: dict[str, Any] | None = None
+
+
+class SessionUsage(msgspec.Struct, frozen=True, kw_only=True):
+    """A session's usage totals over its ``usage-*`` stream (zeros when none is recorded)."""
+
+    session_id: str
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float | None = None
+    #: The model of the latest call that named one.
+    model: str | None = None
 
 
 class TranscriptMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,7 +72,8 @@ class TranscriptMessage(msgspec.Struct, frozen=True, kw_only=True):
     sequence: int
     position: int
     role: str
-    content: str
+    #: Text, None, or the content parts exactly as appended.
+    content: str | list[dict[str, Any]] | None
     tool_name: str | None
     tool_call_id: str | None
     tool_calls: list[dict[str, Any]] | None
@@ -59,6 +83,12 @@ class TranscriptMessage(msgspec.Struct, frozen=True, kw_only=True):
     writer: str
     recorded_at: dt.datetime
     retracted: bool
+    #: The gateway's time of the message (the log's ``recorded_at`` where it gave none).
+    created_at: dt.datetime | None = None
+    name: str | None = None
+    reasoning_content: str | None = None
+    reasoning_details: list[dict[str, Any]] | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class SearchHit(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,18 +102,33 @@ class SearchHit(msgspec.Struct, frozen=True, kw_only=True):
     rank: float
 
 
-_tool_calls = msgspec.json.Decoder(list[dict[str, Any]])
+_parts = msgspec.json.Decoder(list[dict[str, Any]])
+_mapping = msgspec.json.Decoder(dict[str, Any])
 _HEAD_FIELDS = tuple(SessionHead.__struct_fields__)
+_USAGE_FIELDS = tuple(SessionUsage.__struct_fields__)
+#: Transcript columns that hold JSON text, and how each decodes.
+_JSON_COLUMNS: dict[str, msgspec.json.Decoder[Any]] = {
+    "tool_calls": _parts,
+    "reasoning_details": _parts,
+    "metadata": _mapping,
+}
 
 
 def _head(row: sa.RowMapping) -> SessionHead:
-    return SessionHead(**{name: row[name] for name in _HEAD_FIELDS})
+    values = {name: row[name] for name in _HEAD_FIELDS}
+    raw = values["model_config"]
+    values["model_config"] = None if raw is None else _mapping.decode(raw)
+    return SessionHead(**values)
 
 
 def _message(row: sa.RowMapping) -> TranscriptMessage:
     values = {k: row[k] for k in TranscriptMessage.__struct_fields__ if k in row}
-    raw = row["tool_calls"]
-    values["tool_calls"] = None if raw is None else _tool_calls.decode(raw)
+    for column, decoder in _JSON_COLUMNS.items():
+        raw = row[column]
+        values[column] = None if raw is None else decoder.decode(raw)
+    parts = row["content_parts"]
+    if parts is not None:
+        values["content"] = _parts.decode(parts)
     values["retracted"] = row["retracted_position"] is not None
     return TranscriptMessage(**values)
 
@@ -118,6 +163,15 @@ class SessionViews:
             value = conn.execute(self._sequence, {"sid": session_id}).scalar()
         return None if value is None else int(value)
 
+    def usage(self, session_id: str) -> SessionUsage:
+        """The session's usage totals (zeros when none is recorded)."""
+        u = session_usage
+        with self._lookup.connect() as conn:
+            row = conn.execute(sa.select(u).where(u.c.session_id == session_id)).mappings().first()
+        if row is None:
+            return SessionUsage(session_id=session_id)
+        return SessionUsage(**{name: row[name] for name in _USAGE_FIELDS})
+
     def active_session(self, session_key: str) -> str | None:
         """The session currently active under ``session_key``, ``None`` when the key is new."""
         with self._lookup.connect() as conn:
@@ -144,13 +198,15 @@ class SessionViews:
         limit: int = 50,
         offset: int = 0,
     ) -> list[SessionHead]:
-        """The session catalog, most recently updated first, filtered and paged."""
+        """The session catalog, most recent gateway activity first, filtered and paged."""
         if not 0 < limit <= _MAX_PAGE:
             raise InvalidArgumentError("limit", limit, f"1..{_MAX_PAGE}")
         if offset < 0:
             raise InvalidArgumentError("offset", offset, "an integer >= 0")
         h = session_heads
-        query = sa.select(h).order_by(h.c.updated_at.desc(), h.c.session_id)
+        query = sa.select(h).order_by(
+            h.c.last_activity_at.desc(), h.c.updated_at.desc(), h.c.session_id
+        )
         if session_key is not None:
             query = query.where(h.c.session_key == session_key)
         if source is not None:

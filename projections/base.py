@@ -10,13 +10,13 @@ tables so ``verify`` can fold the log into temporary copies and compare them wit
 from __future__ import annotations
 
 import functools
-import operator
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
 from ledger.records import RecordedEvent
+from ledger.store import driver_insert
 
 __all__ = [
     "Projection",
@@ -104,31 +104,8 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
     if len(rows) == 1 or conn.dialect.name != "sqlite":
         conn.execute(insert_statement(table), rows[0] if len(rows) == 1 else list(rows))
         return
-    sql, pick, binders = _driver_insert(table, conn.dialect, tuple(rows[0]))
-    params: list[Any] = [pick(row) for row in rows]
-    if binders:
-        for index, row in enumerate(params):
-            values = list(row)
-            for column, bind in binders:
-                values[column] = bind(values[column])
-            params[index] = tuple(values)
-    conn.exec_driver_sql(sql, params)
-
-
-@functools.cache
-def _driver_insert(
-    table: sa.Table, dialect: sa.Dialect, names: tuple[str, ...]
-) -> tuple[str, Callable[[Mapping[str, Any]], Any], tuple[tuple[int, Callable[[Any], Any]], ...]]:
-    """``INSERT INTO table (names) VALUES (?, ...)``, a getter of a row's values in that order,
-    and the bind processors of the columns that have one; built once."""
-    processors = [table.c[n].type._cached_bind_processor(dialect) for n in names]
-    binders = tuple((i, bind) for i, bind in enumerate(processors) if bind is not None)
-    pick = operator.itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
-    preparer = dialect.identifier_preparer
-    columns = ", ".join(preparer.quote(n) for n in names)
-    marks = ", ".join("?" for _ in names)
-    sql = f"INSERT INTO {preparer.format_table(table)} ({columns}) VALUES ({marks})"
-    return sql, pick, binders
+    insert = driver_insert(table, conn.dialect, tuple(rows[0]))
+    conn.exec_driver_sql(insert.sql, insert.bind_all(rows))
 
 
 @functools.cache

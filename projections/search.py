@@ -2,8 +2,9 @@
 
 Rows go to ``search_documents``; the index over them is the database's own (SQLite FTS5 kept in
 step by triggers, PostgreSQL's generated ``tsvector`` with a GIN index; see migration 0002).
-User and assistant messages are indexed; tool output and system prompts are not, since they are
-large and rarely what a person searches for. A retraction removes its messages from the index.
+User, assistant and tool messages are indexed (tool output is often what a person looks for: the
+file that was read, the command's error), with the text parts of multimodal content; system and
+developer prompts are not. A retraction removes its messages from the index.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
+from ledger.codec import content_text
 from ledger.events import MessageAppended, MessagesRetracted
 from ledger.records import RecordedEvent
 from ledger.schema import search_documents
@@ -21,11 +23,11 @@ from projections.checkpoint import lock_checkpoint
 
 __all__ = ["INDEXED_ROLES", "SearchProjection"]
 
-INDEXED_ROLES = frozenset({"user", "assistant"})
+INDEXED_ROLES = frozenset({"user", "assistant", "tool"})
 
 
 class SearchProjection(Projection):
-    """Full-text search over live user and assistant messages."""
+    """Full-text search over live user, assistant and tool messages."""
 
     name: ClassVar[str] = "search"
     inline: ClassVar[bool] = False
@@ -40,14 +42,15 @@ class SearchProjection(Projection):
         for record in records:
             event = record.event
             if isinstance(event, MessageAppended):
-                if event.role in INDEXED_ROLES and event.content.strip():
+                text = content_text(event.content)
+                if event.role in INDEXED_ROLES and text.strip():
                     pending.append(
                         {
                             "session_id": event.session_id,
                             "message_id": event.message_id,
                             "position": record.position,
                             "role": event.role,
-                            "content": event.content,
+                            "content": text,
                         }
                     )
             elif isinstance(event, MessagesRetracted):

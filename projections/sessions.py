@@ -11,22 +11,32 @@ a single-message append costs one UPDATE and one INSERT, and a rebuild writes fe
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
-from ledger.codec import tool_calls_text
+from ledger.codec import json_text, transcript_row
 from ledger.events import (
     MessageAppended,
     MessagesRetracted,
     SessionClosed,
+    SessionConfigured,
     SessionOpened,
+    SessionReopened,
     SessionTitled,
+    UsageRecorded,
 )
 from ledger.records import RecordedEvent
-from ledger.schema import session_heads, session_tombstones, transcript_messages
+from ledger.schema import (
+    UTCDateTime,
+    session_heads,
+    session_tombstones,
+    session_usage,
+    transcript_messages,
+)
 from ledger.streams import category, parse
 from projections.base import Projection, insert_rows, select_by_keys, write_rows
 
@@ -34,22 +44,59 @@ __all__ = ["SessionsProjection"]
 
 
 def _message_row(record: RecordedEvent, event: MessageAppended) -> dict[str, Any]:
+    return transcript_row(
+        event,
+        sequence=record.sequence,
+        position=record.position,
+        writer=record.writer,
+        recorded_at=record.recorded_at,
+    )
+
+
+def activity_time(record: RecordedEvent) -> dt.datetime | None:
+    """When the gateway says this event happened, for ``last_activity_at``; None: not activity.
+
+    Messages, opening, closing and reopening are a session's activity (in the gateway's time
+    where it gave one); titles, settings and retractions are not, so an import that titles old
+    sessions today does not make them look recent.
+    """
+    event = record.event
+    if isinstance(event, MessageAppended):
+        return event.created_at or record.recorded_at
+    if isinstance(event, SessionOpened):
+        return event.started_at or record.recorded_at
+    if isinstance(event, SessionClosed):
+        return event.ended_at or record.recorded_at
+    if isinstance(event, SessionReopened):
+        return record.recorded_at
+    return None
+
+
+def _later(current: dt.datetime | None, candidate: dt.datetime | None) -> dt.datetime | None:
+    if candidate is None:
+        return current
+    return candidate if current is None or candidate > current else current
+
+
+#: The token counters of a ``UsageRecorded`` that ``session_usage`` sums.
+USAGE_COUNTERS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+
+
+def _new_usage(session_id: str) -> dict[str, Any]:
     return {
-        "session_id": event.session_id,
-        "message_id": event.message_id,
-        "sequence": record.sequence,
-        "position": record.position,
-        "role": event.role,
-        "content": event.content,
-        "tool_name": event.tool_name,
-        "tool_call_id": event.tool_call_id,
-        "tool_calls": tool_calls_text(event.tool_calls),
-        "token_count": event.token_count,
-        "finish_reason": event.finish_reason,
-        "reasoning": event.reasoning,
-        "writer": record.writer,
-        "recorded_at": record.recorded_at,
-        "retracted_position": None,
+        "session_id": session_id,
+        "calls": 0,
+        **dict.fromkeys(USAGE_COUNTERS, 0),
+        "cost_usd": None,
+        "model": None,
+        "position": 0,
+        "updated_at": None,
     }
 
 
@@ -70,6 +117,12 @@ def _new_head(session_id: str, record: RecordedEvent) -> dict[str, Any]:
         "writer": record.writer,
         "created_at": record.recorded_at,
         "updated_at": record.recorded_at,
+        "started_at": None,
+        "ended_at": None,
+        "end_reason": None,
+        "last_activity_at": None,
+        "system_prompt": None,
+        "model_config": None,
     }
 
 
@@ -87,6 +140,16 @@ def _bump_statement(table: sa.Table) -> sa.Update:
             position=sa.bindparam("position"),
             writer=sa.bindparam("writer"),
             updated_at=sa.bindparam("updated_at"),
+            last_activity_at=sa.case(
+                (
+                    sa.or_(
+                        c.last_activity_at.is_(None),
+                        c.last_activity_at < sa.bindparam("activity", type_=UTCDateTime),
+                    ),
+                    sa.bindparam("activity", type_=UTCDateTime),
+                ),
+                else_=c.last_activity_at,
+            ),
         )
     )
 
@@ -111,14 +174,22 @@ class SessionsProjection(Projection):
 
     name: ClassVar[str] = "sessions"
     inline: ClassVar[bool] = True
-    default_tables: ClassVar[tuple[sa.Table, ...]] = (session_heads, transcript_messages)
+    default_tables: ClassVar[tuple[sa.Table, ...]] = (
+        session_heads,
+        transcript_messages,
+        session_usage,
+    )
     keys: ClassVar[dict[str, tuple[str, ...]]] = {
         "session_heads": ("session_id",),
         "transcript_messages": ("session_id", "message_id"),
+        "session_usage": ("session_id",),
     }
 
     def apply(self, conn: sa.Connection, records: Sequence[RecordedEvent]) -> None:
         heads_table = self.table("session_heads")
+        usage = [r for r in records if category(r.stream) == "usage"]
+        if usage:
+            self._apply_usage(conn, usage)
         mine = [r for r in records if category(r.stream) == "session"]
         if not mine:
             return
@@ -165,6 +236,9 @@ class SessionsProjection(Projection):
                 "position": last.position,
                 "writer": last.writer,
                 "updated_at": last.recorded_at,
+                "activity": max(
+                    m.created_at or r.recorded_at for r, m in zip(records, messages, strict=True)
+                ),
             },
         )
         if bumped.rowcount != 1:
@@ -185,6 +259,7 @@ class SessionsProjection(Projection):
         head["position"] = record.position
         head["writer"] = record.writer
         head["updated_at"] = record.recorded_at
+        head["last_activity_at"] = _later(head["last_activity_at"], activity_time(record))
         if isinstance(event, MessageAppended):
             pending.append(_message_row(record, event))
             head["message_count"] += 1
@@ -201,11 +276,54 @@ class SessionsProjection(Projection):
                 title=event.title,
                 parent_session_id=event.parent_session_id,
                 created_at=record.recorded_at,
+                started_at=event.started_at or record.recorded_at,
+                system_prompt=event.system_prompt,
+                model_config=json_text(event.model_config),
             )
         elif isinstance(event, SessionTitled):
             head["title"] = event.title
+        elif isinstance(event, SessionConfigured):
+            if event.system_prompt is not None:
+                head["system_prompt"] = event.system_prompt or None
+            if event.model is not None:
+                head["model"] = event.model
+            if event.model_config is not None:
+                head["model_config"] = json_text(event.model_config)
         elif isinstance(event, SessionClosed):
-            head["state"] = "closed"
+            head.update(
+                state="closed",
+                ended_at=event.ended_at or record.recorded_at,
+                end_reason=event.reason,
+            )
+        elif isinstance(event, SessionReopened):
+            head.update(state="open", ended_at=None, end_reason=None)
+
+    def _apply_usage(self, conn: sa.Connection, records: Sequence[RecordedEvent]) -> None:
+        """Add each ``UsageRecorded`` to its session's totals in ``session_usage``."""
+        table = self.table("session_usage")
+        session_ids = [parse(r.stream)[1] for r in records]
+        query = select_by_keys(table, "session_id")
+        loaded = {
+            row["session_id"]: dict(row)
+            for row in conn.execute(query, {"keys": sorted(set(session_ids))}).mappings()
+        }
+        totals = {sid: dict(row) for sid, row in loaded.items()}
+        for session_id, record in zip(session_ids, records, strict=True):
+            event = record.event
+            if not isinstance(event, UsageRecorded):
+                continue
+            row = totals.setdefault(session_id, _new_usage(session_id))
+            row["calls"] += 1
+            for name in USAGE_COUNTERS:
+                row[name] += getattr(event, name)
+            if event.cost_usd is not None:
+                row["cost_usd"] = (row["cost_usd"] or 0.0) + event.cost_usd
+            if event.model is not None:
+                row["model"] = event.model
+            row["position"] = record.position
+            row["updated_at"] = record.recorded_at
+        changed = {sid: row for sid, row in totals.items() if loaded.get(sid) != row}
+        write_rows(conn, table, "session_id", changed, loaded)
 
     def _retract(
         self, conn: sa.Connection, session_id: str, event: MessagesRetracted, record: RecordedEvent
@@ -252,6 +370,8 @@ def seed_tombstones(conn: sa.Connection, heads: sa.Table, session_id: str | None
         t.c.writer,
         t.c.created_at,
         t.c.purged_at,
+        t.c.created_at,
+        t.c.purged_at,
     )
     if session_id is not None:
         query = query.where(t.c.session_id == session_id)
@@ -267,5 +387,7 @@ def seed_tombstones(conn: sa.Connection, heads: sa.Table, session_id: str | None
         "writer",
         "created_at",
         "updated_at",
+        "started_at",
+        "last_activity_at",
     ]
     conn.execute(heads.insert().from_select(columns, query))

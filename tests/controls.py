@@ -23,7 +23,9 @@ def opened(session_id: str = "a", session_key: str = "cli:local", **fields: Any)
     return SessionOpened(session_id=session_id, session_key=session_key, **values)
 
 
-def message(session_id: str = "a", content: str = "hello", **fields: Any) -> MessageAppended:
+def message(
+    session_id: str = "a", content: str | list[dict[str, Any]] | None = "hello", **fields: Any
+) -> MessageAppended:
     """A user ``MessageAppended`` with a fresh ``message_id``."""
     values: dict[str, Any] = {"role": "user", "message_id": f"m{next(_counter)}"} | fields
     return MessageAppended(session_id=session_id, content=content, **values)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.codec import content_text
 from ledger.events import (
     MessageAppended,
     MessagesRetracted,
@@ -338,7 +339,7 @@ def _kind(event: object) -> str:
 
 def _detail(event: object) -> str:
     if isinstance(event, MessageAppended):
-        return f"{event.role}: {event.content[:200]}"
+        return f"{event.role}: {content_text(event.content)[:200]}"
     if isinstance(event, MessagesRetracted):
         return f"{event.reason} {len(event.message_ids)} message(s)"
     if isinstance(event, SessionOpened):

@@ -25,14 +25,16 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 
-from ledger.codec import tool_calls_text
+from ledger.codec import transcript_row
 from ledger.errors import SessionClosedError, SessionNotFoundError
 from ledger.events import MessageAppended
 from ledger.records import AppendResult, StreamAppend
-from ledger.schema import events
+from ledger.schema import events, transcript_messages
 from ledger.store._backend import HEAD_UPSERT, INSERT_COLUMNS
+from ledger.store._driver import driver_insert
 from ledger.store._errors import database_error
 from ledger.streams import session_stream
 
@@ -46,32 +48,18 @@ Outcome = tuple[str, int | None, int | None]
 
 _CALL = sa.text(
     "SELECT o_status, o_position, o_sequence FROM ledger_append_message(:session_id, :stream, "
-    ":message_id, :role, :content, :tool_name, :tool_call_id, :tool_calls, "
-    "CAST(:token_count AS integer), :finish_reason, :reasoning, :data, :event_id, :writer, "
-    ":recorded_at, CAST(:schema_version AS smallint))"
+    "CAST(:message AS jsonb), CAST(:token_count AS integer), :activity, :data, :event_id, "
+    ":writer, :recorded_at, CAST(:schema_version AS smallint))"
 ).bindparams(
     sa.bindparam("data", type_=sa.LargeBinary),
     sa.bindparam("event_id", type_=sa.Uuid),
+    sa.bindparam("activity", type_=events.c.recorded_at.type),
     sa.bindparam("recorded_at", type_=events.c.recorded_at.type),
 )
+_json = msgspec.json.Encoder()
 
-#: The transcript columns of one message, in the order the SQLite statement binds them.
-_TRANSCRIPT_COLUMNS = (
-    "session_id",
-    "message_id",
-    "sequence",
-    "position",
-    "role",
-    "content",
-    "tool_name",
-    "tool_call_id",
-    "tool_calls",
-    "token_count",
-    "finish_reason",
-    "reasoning",
-    "writer",
-    "recorded_at",
-)
+#: The transcript row's columns, in the order the SQLite statement binds them.
+_TRANSCRIPT_COLUMNS = tuple(transcript_messages.c.keys())
 _SQLITE_STATE = "SELECT state FROM session_heads WHERE session_id = ?"
 _SQLITE_CLAIM = f"INSERT INTO streams (stream, sequence) VALUES (?, 1) {HEAD_UPSERT}"
 _SQLITE_INSERT = (
@@ -79,13 +67,10 @@ _SQLITE_INSERT = (
     f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
 )
 _SQLITE_BUMP = (
-    "UPDATE session_heads SET sequence = ?, message_count = message_count + 1, "
-    "token_count = token_count + ?, position = ?, writer = ?, updated_at = ? "
-    "WHERE session_id = ?"
-)
-_SQLITE_TRANSCRIPT = (
-    f"INSERT INTO transcript_messages ({', '.join(_TRANSCRIPT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _TRANSCRIPT_COLUMNS)})"
+    "UPDATE session_heads SET sequence = ?1, message_count = message_count + 1, "
+    "token_count = token_count + ?2, position = ?3, writer = ?4, updated_at = ?5, "
+    "last_activity_at = CASE WHEN last_activity_at IS NULL OR last_activity_at < ?6 "
+    "THEN ?6 ELSE last_activity_at END WHERE session_id = ?7"
 )
 
 
@@ -110,6 +95,7 @@ class OneShot:
         time_bind = events.c.recorded_at.type._cached_bind_processor(engine.dialect)
         self._bind_uuid: Callable[[Any], Any] = uuid_bind or (lambda value: value)
         self._bind_time: Callable[[Any], Any] = time_bind or (lambda value: value)
+        self._transcript = driver_insert(transcript_messages, engine.dialect, _TRANSCRIPT_COLUMNS)
 
     def append(self, row: dict[str, Any], event: MessageAppended) -> AppendResult | None:
         """Append ``event`` (``row`` from ``EventStore.prepare``); None: take the general path.
@@ -121,10 +107,13 @@ class OneShot:
             return None
         recorded_at = row.get("recorded_at") or dt.datetime.now(dt.UTC)
         stream = session_stream(event.session_id)
+        message = transcript_row(
+            event, sequence=None, position=None, writer=row["writer"], recorded_at=recorded_at
+        )
         if self._sqlite:
-            status, position, sequence = self._sqlite_append(row, event, stream, recorded_at)
+            status, position, sequence = self._sqlite_append(row, event, stream, message)
         else:
-            status, position, sequence = self._postgres_append(row, event, stream, recorded_at)
+            status, position, sequence = self._postgres_append(row, event, stream, message)
         if status == "missing":
             raise SessionNotFoundError(event.session_id)
         if status == "archived":
@@ -143,25 +132,19 @@ class OneShot:
         )
 
     def _postgres_append(
-        self, row: dict[str, Any], event: MessageAppended, stream: str, recorded_at: dt.datetime
+        self, row: dict[str, Any], event: MessageAppended, stream: str, message: dict[str, Any]
     ) -> Outcome:
         """One autocommit call of ``ledger_append_message``."""
         params = {
             "session_id": event.session_id,
             "stream": stream,
-            "message_id": event.message_id,
-            "role": event.role,
-            "content": event.content,
-            "tool_name": event.tool_name,
-            "tool_call_id": event.tool_call_id,
-            "tool_calls": tool_calls_text(event.tool_calls),
+            "message": _json.encode(message).decode(),
             "token_count": event.token_count,
-            "finish_reason": event.finish_reason,
-            "reasoning": event.reasoning,
+            "activity": message["created_at"],
             "data": row["data"],
             "event_id": row["event_id"],
             "writer": row["writer"],
-            "recorded_at": recorded_at,
+            "recorded_at": message["recorded_at"],
             "schema_version": row["schema_version"],
         }
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -169,7 +152,7 @@ class OneShot:
         return str(status), _int(position), _int(sequence)
 
     def _sqlite_append(
-        self, row: dict[str, Any], event: MessageAppended, stream: str, recorded_at: dt.datetime
+        self, row: dict[str, Any], event: MessageAppended, stream: str, message: dict[str, Any]
     ) -> Outcome:
         """The general path's statements on the driver connection, in one write transaction."""
         with self._writer_lock:
@@ -178,7 +161,7 @@ class OneShot:
                 db = pooled.driver_connection
                 assert isinstance(db, sqlite3.Connection)
                 try:
-                    return self._sqlite_steps(db, row, event, stream, self._bind_time(recorded_at))
+                    return self._sqlite_steps(db, row, event, stream, message)
                 except sqlite3.Error as exc:  # outside SQLAlchemy's handle_error hook
                     wrapped = sa.exc.DBAPIError.instance(None, None, exc, sqlite3.Error)
                     assert isinstance(wrapped, sa.exc.DBAPIError)
@@ -195,7 +178,7 @@ class OneShot:
         row: dict[str, Any],
         event: MessageAppended,
         stream: str,
-        at: Any,
+        message: dict[str, Any],
     ) -> Outcome:
         session_id = event.session_id
         db.execute("BEGIN IMMEDIATE")
@@ -205,6 +188,7 @@ class OneShot:
         sequence, archived = db.execute(_SQLITE_CLAIM, (stream,)).fetchone()
         if archived:
             return "archived", None, None
+        at = self._bind_time(message["recorded_at"])
         position = db.execute(
             _SQLITE_INSERT,
             (
@@ -219,29 +203,11 @@ class OneShot:
             ),
         ).lastrowid
         assert position is not None
-        db.execute(
-            _SQLITE_BUMP,
-            (sequence, event.token_count or 0, position, row["writer"], at, session_id),
-        )
-        db.execute(
-            _SQLITE_TRANSCRIPT,
-            (
-                session_id,
-                event.message_id,
-                sequence,
-                position,
-                event.role,
-                event.content,
-                event.tool_name,
-                event.tool_call_id,
-                tool_calls_text(event.tool_calls),
-                event.token_count,
-                event.finish_reason,
-                event.reasoning,
-                row["writer"],
-                at,
-            ),
-        )
+        activity = self._bind_time(message["created_at"])
+        bump = (sequence, event.token_count or 0, position, row["writer"], at, activity)
+        db.execute(_SQLITE_BUMP, (*bump, session_id))
+        message["sequence"], message["position"] = sequence, position
+        db.execute(self._transcript.sql, self._transcript.bind(message))
         db.commit()
         return "ok", int(position), int(sequence)
 

@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from ledger.codec import Codec
-from ledger.errors import InvalidArgumentError, InvalidEventError
+from ledger.errors import EventTooLargeError, InvalidArgumentError, InvalidEventError
 from ledger.records import StreamAppend
 from ledger.streams import session_id_of
 
@@ -69,7 +69,10 @@ def prepare(part: StreamAppend, *, writer: str, codec: Codec) -> list[dict[str, 
     owner = session_id_of(part.stream)
     rows: list[dict[str, Any]] = []
     for index, (event, event_id) in enumerate(zip(part.events, ids, strict=True)):
-        type_name, payload = codec.encode(event)
+        try:
+            type_name, payload = codec.encode(event)
+        except EventTooLargeError as exc:  # name the stream (so the session) it was meant for
+            raise EventTooLargeError(exc.type, exc.size, exc.limit, part.stream) from None
         claimed = getattr(event, "session_id", owner)
         if owner is not None and claimed != owner:
             # The views key a head by its stream and transcript rows by the payload.

@@ -253,7 +253,7 @@ class EventStore(LogReader):
             )
         if any(part.event_ids for part in appends):
             restore_archived(conn, {part.stream for part in appends if part.event_ids})
-        duplicate = stored_result(conn, appends, prepared)
+        duplicate = stored_result(conn, appends, prepared, self.codec.decode)
         if duplicate is not None:
             return duplicate
         if one:

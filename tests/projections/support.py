@@ -13,10 +13,10 @@ Usage = dict[str, tuple[int, int, int, int]]
 
 
 def _seed(store: EventStore) -> dict[str, str]:
-    """Two sessions on two sources with indexed and non-indexed messages; returns message ids."""
+    """Two sessions on two sources: user, assistant and tool messages; returns message ids."""
     fox = controls.message("a", "the quick brown fox jumps", token_count=7)
     dogs = controls.message("a", "lazy dogs sleep all day", role="assistant", token_count=11)
-    tool = controls.message("a", "fox tool output", role="tool", tool_name="grep")
+    tool = controls.message("a", "grep tool output", role="tool", tool_name="grep")
     bread = controls.message("b", "brown bread recipe", token_count=3)
     store.append("session-a", [controls.opened("a", "k1", source="cli"), fox, dogs, tool])
     store.append("session-b", [controls.opened("b", "k2", source="telegram"), bread])

@@ -100,7 +100,7 @@ def test_small_batches_apply_the_same_as_one_batch(store: EventStore) -> None:
     ).catch_up()
     assert applied == 2 * total_events(store)
     assert _usage(store) == {"cli": (1, 3, 0, 18), "telegram": (1, 1, 0, 3)}
-    assert _documents(store) == 3
+    assert _documents(store) == 4
 
 
 def test_runner_refuses_inline_projections(store: EventStore) -> None:
@@ -162,7 +162,7 @@ def test_a_rerun_after_a_failure_applies_each_event_exactly_once(store: EventSto
     runner.catch_up()
     assert _checkpoints(store) == {"search": store.last_position(), "usage": store.last_position()}
     assert _usage(store) == {"cli": (1, 9, 0, 24), "telegram": (1, 1, 0, 3)}
-    assert _documents(store) == 9
+    assert _documents(store) == 10
 
 
 def test_an_error_inside_a_projection_is_a_projection_error_naming_it(store: EventStore) -> None:

@@ -1,7 +1,7 @@
 """The asynchronous ``search`` projection, as ``ProjectionRunner`` applies it.
 
 Search lags the log until the runner runs; then it matches every word of a query, ranks and
-filters its hits, never indexes tool output, treats query syntax as plain words and drops
+filters its hits, indexes tool output and text parts, treats query syntax as plain words and drops
 retracted messages. Every test runs on SQLite and PostgreSQL.
 """
 
@@ -83,14 +83,28 @@ def test_search_limit_caps_the_number_of_hits(
     assert len(views.search("brown", limit=1)) == 1
 
 
-def test_search_does_not_index_tool_messages(
+def test_search_indexes_tool_output(
     store: EventStore, runner: ProjectionRunner, views: SessionViews
 ) -> None:
-    """Tool output is not searchable; only user and assistant messages are."""
-    _seed(store)
+    """Tool output is searchable (the file read, the command's error), as messages are."""
+    ids = _seed(store)
     runner.catch_up()
-    assert views.search("output") == []
-    assert _documents(store) == 3
+    assert [hit.message_id for hit in views.search("output")] == [ids["tool"]]
+    assert _documents(store) == 4
+
+
+def test_search_indexes_the_text_parts_of_multimodal_content(
+    store: EventStore, runner: ProjectionRunner, views: SessionViews
+) -> None:
+    """The text parts of a content-parts message are indexed; image parts are not text."""
+    parts = [
+        {"type": "text", "text": "a photo of the harbour"},
+        {"type": "image_url", "image_url": {"url": "https://example.org/harbour.png"}},
+    ]
+    message = controls.message("a", parts)
+    store.append("session-a", [controls.opened("a"), message])
+    runner.catch_up()
+    assert [hit.message_id for hit in views.search("harbour")] == [message.message_id]
 
 
 @pytest.mark.parametrize("query", ["", "   ", "\t\n"])
@@ -133,7 +147,7 @@ def test_a_retraction_removes_messages_from_search(
     assert len(views.search("fox")) == 1
     runner.catch_up()
     assert views.search("fox") == []
-    assert _documents(store) == 2
+    assert _documents(store) == 3
 
 
 def test_a_retraction_in_the_same_batch_as_its_message_removes_it(

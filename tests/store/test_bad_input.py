@@ -138,7 +138,10 @@ def test_wrong_field_type_is_refused_with_its_path(seeded: EventStore) -> None:
     """A non-string ``content`` is caught on write even though msgspec's ``__init__`` allows it."""
     with (
         writes_nothing(seeded),
-        pytest.raises(InvalidEventError, match=r"Expected `str`, got `int` - at `\$\.content`"),
+        pytest.raises(
+            InvalidEventError,
+            match=r"Expected `str \| array \| null`, got `int` - at `\$\.content`",
+        ),
     ):
         seeded.append("session-a", [controls.message(content=123)])
 
@@ -162,8 +165,8 @@ def test_event_over_the_configured_size_limit_is_refused(migrated_url: str) -> N
             writes_nothing(store),
             pytest.raises(
                 EventTooLargeError,
-                match=r"^Invalid event 'MessageAppended': encoded size \d+ bytes exceeds the limit "
-                r"of 1000 bytes \(LEDGER_MAX_EVENT_BYTES\)$",
+                match=r"^Invalid event 'MessageAppended': encoded size \d+ bytes in stream "
+                r"'session-a' exceeds the limit of 1000 bytes \(LEDGER_MAX_EVENT_BYTES\)$",
             ) as info,
         ):
             store.append("session-a", [controls.message(content="x" * 1000)])

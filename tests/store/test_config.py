@@ -34,7 +34,7 @@ def test_defaults_when_no_variable_is_set() -> None:
     assert settings.home == Path("~/.ledger").expanduser()
     assert settings.sqlite_synchronous == "FULL"
     assert settings.busy_timeout_ms == 30_000
-    assert settings.max_event_bytes == 1_048_576
+    assert settings.max_event_bytes == 64 * 1024 * 1024
     assert settings == Settings()
 
 

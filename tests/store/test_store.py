@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from ledger import (
     DuplicateEventError,
     EventStore,
+    IdempotencyConflictError,
     StreamAppend,
     WrongExpectedVersionError,
 )
@@ -154,9 +155,10 @@ def test_matching_expected_sequence_appends(store: EventStore) -> None:
 def test_reappending_stored_event_ids_returns_the_original_result(store: EventStore) -> None:
     """An append whose event_ids are stored returns the first result and writes nothing."""
     ids = [uuid.uuid4(), uuid.uuid4()]
-    first = store.append("session-a", controls.messages(2), event_ids=ids)
+    events = controls.messages(2)
+    first = store.append("session-a", events, event_ids=ids)
     store.append("session-a", controls.messages(1))
-    again = store.append("session-a", controls.messages(2), event_ids=[str(i) for i in ids])
+    again = store.append("session-a", events, event_ids=[str(i) for i in ids])
     assert again.duplicate
     assert not first.duplicate
     assert (again.sequences, again.positions) == (first.sequences, first.positions)
@@ -166,10 +168,23 @@ def test_reappending_stored_event_ids_returns_the_original_result(store: EventSt
 def test_reappending_is_idempotent_even_with_a_stale_expected_sequence(store: EventStore) -> None:
     """A retried append (same ids, same expected_sequence) succeeds as the original did."""
     ids = [uuid.uuid4()]
-    first = store.append("session-a", controls.messages(1), expected_sequence=0, event_ids=ids)
-    retry = store.append("session-a", controls.messages(1), expected_sequence=0, event_ids=ids)
+    events = controls.messages(1)
+    first = store.append("session-a", events, expected_sequence=0, event_ids=ids)
+    retry = store.append("session-a", events, expected_sequence=0, event_ids=ids)
     assert retry.position == first.position
     assert retry.duplicate
+
+
+def test_reappending_a_stored_event_id_with_different_content_is_a_conflict(
+    store: EventStore,
+) -> None:
+    """The same event_id with another event raises IdempotencyConflictError; nothing written."""
+    ids = [uuid.uuid4()]
+    store.append("session-a", [controls.message("a", "first")], event_ids=ids)
+    before = count_events(store)
+    with pytest.raises(IdempotencyConflictError, match="different content"):
+        store.append("session-a", [controls.message("a", "second")], event_ids=ids)
+    assert count_events(store) == before
 
 
 def test_event_ids_stored_in_another_stream_are_refused(store: EventStore) -> None:
