@@ -46,6 +46,7 @@ event) is reported in ``failed_sessions`` and the others are imported.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import sqlite3
 import time
@@ -67,9 +68,11 @@ from ledger.events import (
     MessageAppended,
     MessagesRetracted,
     SessionClosed,
+    SessionOpened,
+    SessionReopened,
     SessionSwitched,
-    SessionTitled,
     SwitchReason,
+    UsageRecorded,
 )
 from ledger.facade import Ledger
 from ledger.hermes._mapping import (
@@ -78,18 +81,19 @@ from ledger.hermes._mapping import (
     SESSION_FIELDS,
     Planned,
     RowMapper,
-    cut,
     event_id,
 )
+from ledger.hermes._reconcile import LedgerSide, reconcile, unchanged, usage_delta
 from ledger.hermes._source import (
     HermesSource,
     foreign_file,
     session_key_of,
 )
 from ledger.records import StreamAppend
-from ledger.schema import session_heads, session_keys
+from ledger.schema import session_heads, session_keys, session_usage, transcript_messages
 from ledger.store import event_ids
-from ledger.streams import key_stream, session_stream
+from ledger.streams import key_stream, session_stream, usage_stream
+from ledger.views import SessionUsage
 
 __all__ = [
     "NAMESPACE",
@@ -100,7 +104,6 @@ __all__ = [
 ]
 
 _RECOVERABLE = (InvalidEventError, WrongExpectedVersionError, DuplicateEventError)
-_Head = tuple[int, str, str | None]
 T = TypeVar("T")
 
 
@@ -118,6 +121,8 @@ class ImportSummary(msgspec.Struct, kw_only=True):
     messages: int = 0
     retractions: int = 0
     closed_sessions: int = 0
+    reopened_sessions: int = 0
+    usage_records: int = 0
     switches: int = 0
     events: int = 0
     keys: int = 0
@@ -129,9 +134,20 @@ class ImportSummary(msgspec.Struct, kw_only=True):
     #: Values changed on the way (NUL replaced; metadata left out of an oversized event).
     nul_replaced: int = 0
     metadata_dropped: int = 0
+    #: Source rows that could not be imported as they are ("<session>/<row id>" → why); the
+    #: rest of their session is imported.
+    bad_rows: dict[str, str] = msgspec.field(default_factory=dict)
     #: Columns per table with no event field of their own (their values are in ``metadata``).
     unknown_columns: dict[str, list[str]] = msgspec.field(default_factory=dict)
     seconds: float = 0.0
+
+
+def _older(active: tuple[str, Any] | None, started_at: dt.datetime | None) -> bool:
+    """Whether an imported session started at ``started_at`` may become the key's active one:
+    the key has none, or its active session started no later (a newer one stays active)."""
+    if active is None or active[1] is None or started_at is None:
+        return True
+    return bool(active[1] <= started_at)
 
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -181,7 +197,10 @@ class _Item(msgspec.Struct, kw_only=True):
     session_id: str
     key: str
     reason: SwitchReason
+    started_at: dt.datetime | None
     events: Iterable[Planned]
+    #: The session's usage growth, for its usage stream.
+    usage: Planned | None
     expected: int
     new: bool
     rows: int
@@ -220,7 +239,10 @@ class _Importer:
         end_reasons = {row["id"]: row.get("end_reason") for row in index}
         s.orphan_rows = sum(c[0] for sid, c in counts.items() if sid not in end_reasons)
         for window in _chunks(index, 500):
-            heads = self._heads([str(row["id"]) for row in window])
+            sides = self._ledger_sides([str(row["id"]) for row in window])
+            hermes_rows = self.source.message_ids(
+                [row["id"] for row in window if str(row["id"]) in sides]
+            )
             for row in window:
                 parent = row.get("parent_session_id")
                 s.missing_parents += bool(parent) and parent not in end_reasons
@@ -228,19 +250,45 @@ class _Importer:
                 s.skipped_meta_rows += meta
                 s.unknown_role_rows += rows - live - meta
                 planned = 1 + live + gone + (row.get("ended_at") is not None)
-                self._session(row, end_reasons.get(parent), heads, planned, rows)
+                sid = str(row["id"])
+                seen = hermes_rows.get(sid, {})
+                self._session(row, end_reasons.get(parent), sides.get(sid), seen, planned, rows)
         self._flush()
         self._activate_latest(index)
         s.keys = len(self.touched)
         s.seconds = round(time.perf_counter() - started, 3)
         return s
 
-    def _heads(self, session_ids: list[str]) -> dict[str, _Head]:
-        h = session_heads
-        query = sa.select(h.c.session_id, h.c.sequence, h.c.state, h.c.title)
+    def _ledger_sides(self, session_ids: list[str]) -> dict[str, LedgerSide]:
+        """What the ledger holds of those sessions that it has (heads, transcript, usage)."""
+        h, t, u = session_heads, transcript_messages, session_usage
+        heads = sa.select(
+            h.c.session_id, h.c.sequence, h.c.state, h.c.title, h.c.system_prompt, h.c.started_at
+        ).where(h.c.session_id.in_(session_ids))
+        sides: dict[str, LedgerSide] = {}
         with self.store.engine.connect() as conn:
-            found = conn.execute(query.where(h.c.session_id.in_(session_ids)))
-            return {row.session_id: (int(row.sequence), row.state, row.title) for row in found}
+            for row in conn.execute(heads):
+                sides[row.session_id] = LedgerSide(
+                    sequence=int(row.sequence),
+                    state=row.state,
+                    title=row.title,
+                    system_prompt=row.system_prompt,
+                    started_at=row.started_at,
+                    messages={},
+                    usage=SessionUsage(session_id=row.session_id),
+                )
+            if not sides:
+                return sides
+            found = list(sides)
+            live = t.c.retracted_position.is_(None)
+            rows = sa.select(t.c.session_id, t.c.message_id, live).where(t.c.session_id.in_(found))
+            for sid, mid, is_live in conn.execute(rows):
+                sides[sid].messages[mid] = bool(is_live)
+            usage = sa.select(u).where(u.c.session_id.in_(found))
+            for totals in conn.execute(usage).mappings():
+                fields = {name: totals[name] for name in SessionUsage.__struct_fields__}
+                sides[totals["session_id"]].usage = SessionUsage(**fields)
+        return sides
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -248,40 +296,67 @@ class _Importer:
         self,
         index_row: dict[str, Any],
         parent_end: Any,
-        heads: dict[str, _Head],
+        side: LedgerSide | None,
+        hermes_rows: dict[str, bool],
         planned: int,
         rows: int,
     ) -> None:
-        """Skip, queue whole, queue what is missing, or refuse one session."""
+        """Queue a new session whole, queue what an imported one lacks, skip, or refuse it."""
         sid = str(index_row["id"])
-        head = heads.get(sid)
-        title = cut(index_row.get("title"), "title")
-        if head is not None and head[0] == planned and title in (None, head[2]):
+        key = session_key_of(index_row)
+        usage = usage_delta(sid, index_row, side.usage if side else SessionUsage(session_id=sid))
+        if side is None:
+            opened = self.mapper.opened(index_row["id"], parent_end)
+            item = _Item(
+                session_id=sid,
+                key=key,
+                reason=opened.reason,
+                started_at=opened.started_at,
+                events=self._fresh(index_row, opened),
+                usage=usage,
+                expected=0,
+                new=True,
+                rows=rows,
+            )
+            return self._queue(item, planned)
+        if side.state == "purged" or unchanged(index_row, side, hermes_rows):
             self.summary.skipped_sessions += 1
             return self._advance(rows)
-        key = session_key_of(index_row)
-        reason, events = self.mapper.plan(index_row["id"], parent_end)
-        item = _Item(
-            session_id=sid, key=key, reason=reason, events=events, expected=0, new=True, rows=rows
-        )
-        if head is None:
-            return self._queue(item, planned)
-        sequence, state, head_title = head
         with self.store.engine.connect() as conn:
             stored_ids = event_ids(conn, session_stream(sid))
         if event_id(sid, "", "opened") not in stored_ids:
             return self._fail(sid, rows, "the ledger holds a session with this id not from Hermes")
-        missing: list[Planned] = [(i, e) for i, e in events if i not in stored_ids]
-        if state == "closed" and missing:
-            return self._fail(sid, rows, f"closed in the ledger; {len(missing)} new events refused")
-        if title is not None and title != head_title:
-            titled = SessionTitled(session_id=sid, title=title)
-            missing.append((event_id(sid, f"{sequence}:{title}", "titled"), titled))
-        if not missing:
+        missing = reconcile(self.mapper, index_row, side, stored_ids)
+        if usage is not None and usage[0] in stored_ids:
+            usage = None
+        if not missing and usage is None:
             self.summary.skipped_sessions += 1
             return self._advance(rows)
-        item.events, item.expected, item.new = missing, sequence, False
-        return self._queue(item, len(missing))
+        item = _Item(
+            session_id=sid,
+            key=key,
+            reason="new",
+            started_at=side.started_at,
+            events=missing,
+            usage=usage,
+            expected=side.sequence,
+            new=False,
+            rows=rows,
+        )
+        return self._queue(item, len(missing) + 1)
+
+    def _fresh(self, row: dict[str, Any], opened: SessionOpened) -> Iterator[Planned]:
+        """A new session's events: opened, its rows (retracted where Hermes undid them), closed."""
+        sid = opened.session_id
+        yield event_id(sid, "", "opened"), opened
+        for mid, message, live, why in self.mapper.messages(row["id"]):
+            yield event_id(sid, mid, "message"), message
+            if not live:
+                retracted = MessagesRetracted(session_id=sid, message_ids=[mid], reason=why)  # type: ignore[arg-type]
+                yield event_id(sid, mid, "retracted"), retracted
+        closed = self.mapper.closed(row)
+        if closed is not None:
+            yield event_id(sid, "", "closed"), closed
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -319,10 +394,9 @@ class _Importer:
         tally: dict[type[Event], int] = {}
         keys = sorted({item.key for item in items if item.new})
         locked = [*map(key_stream, keys), *(session_stream(item.session_id) for item in items)]
+        locked += [usage_stream(item.session_id) for item in items if item.usage is not None]
         with self.store.transaction(streams=locked) as conn:
-            k = session_keys
-            query = sa.select(k.c.session_key, k.c.session_id).where(k.c.session_key.in_(keys))
-            active: dict[str, str | None] = dict(conn.execute(query).tuples().all())
+            active = self._active(conn, keys)
             parts: list[StreamAppend] = []
             for item in items:
                 for number, chunk in enumerate(_chunks(item.events, self.batch_size)):
@@ -334,12 +408,17 @@ class _Importer:
                             expected_sequence=None if number else item.expected,
                         )
                     )
-                    if item.new and not number:
-                        parts.append(self._switch(item, active.get(item.key)))
-                        active[item.key] = item.session_id
+                    if item.new and not number and _older(active.get(item.key), item.started_at):
+                        previous = active.get(item.key)
+                        parts.append(self._switch(item, previous[0] if previous else None))
+                        active[item.key] = (item.session_id, item.started_at)
                     if sum(len(part.events) for part in parts) >= self.batch_size:
                         self._append(conn, parts, tally)
                         parts = []
+                if item.usage is not None:
+                    usage_id, usage = item.usage
+                    stream = usage_stream(item.session_id)
+                    parts.append(StreamAppend(stream=stream, events=[usage], event_ids=[usage_id]))
             self._append(conn, parts, tally)
         s = self.summary
         for item in items:
@@ -349,6 +428,8 @@ class _Importer:
         s.messages += tally.get(MessageAppended, 0)
         s.retractions += tally.get(MessagesRetracted, 0)
         s.closed_sessions += tally.get(SessionClosed, 0)
+        s.reopened_sessions += tally.get(SessionReopened, 0)
+        s.usage_records += tally.get(UsageRecorded, 0)
         s.switches += tally.get(SessionSwitched, 0)
         s.events += sum(tally.values())
 
@@ -360,6 +441,17 @@ class _Importer:
         for part, result in zip(parts, self.store.append_in(conn, parts), strict=True):
             for event in () if result.duplicate else part.events:
                 tally[type(event)] = tally.get(type(event), 0) + 1
+
+    @staticmethod
+    def _active(conn: sa.Connection, keys: list[str]) -> dict[str, tuple[str, Any]]:
+        """Each key's active session on the ledger, with that session's start time."""
+        k, h = session_keys, session_heads
+        query = (
+            sa.select(k.c.session_key, k.c.session_id, h.c.started_at)
+            .join(h, h.c.session_id == k.c.session_id, isouter=True)
+            .where(k.c.session_key.in_(keys))
+        )
+        return {key: (sid, started) for key, sid, started in conn.execute(query)}
 
     @staticmethod
     def _switch(item: _Item, previous: str | None) -> StreamAppend:
@@ -381,8 +473,18 @@ class _Importer:
             if key in self.touched and sid not in self.summary.failed_sessions:
                 latest[key] = sid
         for key, sid in latest.items():
-            if self.ledger.active_session(key) == sid:
+            active = self.ledger.active_session(key)
+            if active == sid:
                 continue
+            current = None if active is None else self.ledger.head(active)
+            candidate = self.ledger.head(sid)
+            newer = (
+                current is not None
+                and candidate is not None
+                and not _older((current.session_id, current.started_at), candidate.started_at)
+            )
+            if newer:
+                continue  # the gateway has opened a newer session under this key since
             if self.ledger.switch_session(key, sid, reason="resume") is not None:
                 self.summary.switches += 1
                 self.summary.events += 1

@@ -1,11 +1,13 @@
 """Reading a Hermes Agent ``state.db``: read-only, whatever columns its version has.
 
-:class:`HermesSource` opens the file with ``mode=ro`` and checks it is SQLite with the two
-tables the importer needs (``sessions`` with ``id``; ``messages`` with ``id``, ``session_id``,
-``role``), raising :class:`~ledger.errors.InvalidArgumentError` (argument ``state.db``)
-otherwise. Columns are discovered with ``PRAGMA table_info``: absent ones are tolerated and
-rows come back as dicts of every column present, so nothing unknown is lost on the way. Only a
-small index of the sessions is read at once; messages are streamed one session at a time.
+:class:`HermesSource` opens the file without writing anything beside it (see
+:func:`_read_only_uri`), reads it in one transaction (one snapshot of a file Hermes is
+writing), and checks it is SQLite with the two tables the importer needs (``sessions`` with
+``id``; ``messages`` with ``id``, ``session_id``, ``role``), raising
+:class:`~ledger.errors.InvalidArgumentError` (argument ``state.db``) otherwise. Columns are
+discovered with ``PRAGMA table_info``: absent ones are tolerated and rows come back as dicts of
+every column present, so nothing unknown is lost on the way. Only a small index of the sessions
+is read at once; messages are streamed one session at a time.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ ROLES = ("user", "assistant", "tool", "system")
 #: Session columns the index holds: ordering, lineage, end, title and the key's parts.
 _INDEX = ["id", "parent_session_id", "started_at", "ended_at", "end_reason", "title"]
 _INDEX += ["session_key", "source", "user_id", "chat_id", "chat_type", "thread_id"]
+#: The usage counters (small integers), so a re-import notices when only they changed.
+_INDEX += ["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"]
+_INDEX += ["reasoning_tokens", "estimated_cost_usd", "actual_cost_usd", "model"]
 #: What :func:`json_value` returns for text that is not JSON.
 INVALID = object()
 
@@ -92,6 +97,20 @@ def tool_calls_of(raw: Any) -> list[dict[str, Any]] | None:
     return [{"raw": as_text(raw)}]
 
 
+def _read_only_uri(path: Path) -> str:
+    """How to open ``path`` without writing anything beside it.
+
+    With no ``-wal`` file beside it nobody is writing (Hermes checkpoints and removes it on
+    close), so ``immutable=1``: SQLite creates no ``-wal``/``-shm`` and takes no locks. With a
+    ``-wal`` file Hermes is running: ``mode=ro`` reads through its WAL (the ``-shm`` it needs
+    is Hermes' own), and the import reads in one transaction, so from one snapshot.
+    """
+    resolved = path.resolve()
+    if resolved.with_name(resolved.name + "-wal").exists():
+        return resolved.as_uri() + "?mode=ro"
+    return resolved.as_uri() + "?mode=ro&immutable=1"
+
+
 def foreign_file(path: str | Path, detail: str) -> InvalidArgumentError:
     """The error for a file that is not a Hermes state.db."""
     expected = f"a Hermes state.db (SQLite with sessions and messages tables): {detail}"
@@ -106,12 +125,15 @@ class HermesSource:
         if not self.path.is_file():
             raise InvalidArgumentError("state.db", str(path), "an existing Hermes state.db file")
         try:
-            self.conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)
+            self.conn = sqlite3.connect(_read_only_uri(self.path), uri=True, isolation_level=None)
+            # One read transaction for the whole import: one snapshot of a file being written.
+            self.conn.execute("BEGIN")
         except sqlite3.Error as exc:
             raise foreign_file(path, str(exc)) from exc
         try:
             self.sessions = self._columns("sessions")
             self.messages = self._columns("messages")
+            self.prompts = self._columns("system_prompts")
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             raise foreign_file(path, str(exc)) from exc
@@ -120,6 +142,15 @@ class HermesSource:
         if missing:
             self.conn.close()
             raise foreign_file(path, "no " + ", ".join(missing))
+
+    def system_prompt(self, prompt_hash: Any) -> str | None:
+        """The prompt stored under ``prompt_hash`` in ``system_prompts`` (Hermes v25+)."""
+        column = next((c for c in ("prompt", "content") if c in self.prompts), None)
+        if prompt_hash is None or column is None or "hash" not in self.prompts:
+            return None
+        sql = f"SELECT {column} FROM system_prompts WHERE hash = ?"
+        row = self.conn.execute(sql, (prompt_hash,)).fetchone()
+        return None if row is None or row[0] is None else as_text(row[0])
 
     def _columns(self, table: str) -> list[str]:
         return [str(row[1]) for row in self.conn.execute(f"PRAGMA table_info({table})")]
@@ -152,13 +183,37 @@ class HermesSource:
     def counts(self) -> dict[Any, tuple[int, int, int, int]]:
         """Per session id: rows, transcript rows, rows to retract, ``session_meta`` rows."""
         roles = f"role IN ({', '.join(repr(r) for r in ROLES)})"
-        conditions = (("active", "active = 0"), ("compacted", "compacted = 1"))
-        gone = " OR ".join(sql for col, sql in conditions if col in self.messages) or "0"
+        gone = self._retracted_sql()
         sql = (
             f"SELECT session_id, COUNT(*), SUM({roles}), SUM({roles} AND ({gone})), "
             "SUM(role = 'session_meta') FROM messages GROUP BY session_id"
         )
         return {r[0]: (r[1], r[2] or 0, r[3] or 0, r[4] or 0) for r in self.conn.execute(sql)}
+
+    def message_ids(self, session_ids: Sequence[Any]) -> dict[str, dict[str, bool]]:
+        """Per session: each transcript row's id and whether it is live (not undone/compacted).
+
+        What a re-import compares with the ledger's transcript to decide whether a session
+        changed: content identity, not counts.
+        """
+        if not session_ids:
+            return {}
+        roles = ", ".join(repr(r) for r in ROLES)
+        dead = self._retracted_sql()
+        marks = ", ".join("?" for _ in session_ids)
+        sql = (
+            f"SELECT session_id, id, NOT ({dead}) FROM messages "
+            f"WHERE role IN ({roles}) AND session_id IN ({marks})"
+        )
+        found: dict[str, dict[str, bool]] = {}
+        for sid, mid, live in self.conn.execute(sql, tuple(session_ids)):
+            found.setdefault(str(sid), {})[str(mid)] = bool(live)
+        return found
+
+    def _retracted_sql(self) -> str:
+        """The condition of a row Hermes undid (``active = 0``) or compacted away."""
+        conditions = (("active", "active = 0"), ("compacted", "compacted = 1"))
+        return " OR ".join(sql for col, sql in conditions if col in self.messages) or "0"
 
     def session(self, session_id: Any) -> dict[str, Any]:
         """Every column of one ``sessions`` row."""

@@ -213,37 +213,42 @@ def test_unknown_columns_are_reported(ledger: Ledger, new_path: Path) -> None:
 def test_unknown_session_columns_are_kept_in_session_metadata(
     ledger: Ledger, new_path: Path
 ) -> None:
-    """A session's other columns, known or not, are kept in SessionOpened.metadata."""
+    """A session's columns with no field of their own, known or not, are kept in metadata."""
     import_hermes(ledger, new_path)
     metadata = opened_event(ledger, "n_a").metadata or {}
     assert metadata["future_column"] == "kept"
-    assert (metadata["system_prompt"], metadata["started_at"]) == ("be brief", 100.0)
+    assert "system_prompt" not in metadata  # a field of its own now
+    assert "started_at" not in metadata
 
 
 def test_unknown_message_columns_are_kept_in_message_metadata(
     ledger: Ledger, new_path: Path
 ) -> None:
-    """A message's other columns, its timestamp included, are kept in its metadata."""
+    """A message's columns with no field of their own are kept in its metadata."""
     import_hermes(ledger, new_path)
     metadata = message_event(ledger, "n_a", "summary").metadata or {}
     assert metadata["future_column"] == "also kept"
-    assert (metadata["display_kind"], metadata["timestamp"]) == ("hidden", 103.0)
+    assert metadata["display_kind"] == "hidden"
+    assert "timestamp" not in metadata  # the message's created_at now
 
 
 # -- what is refused, changed or reported -----------------------------------------------------
 
 
-def test_refused_session_is_reported_and_the_others_imported(
+def test_an_oversized_row_is_reported_and_the_rest_of_its_session_imported(
     migrated_url: str, new_path: Path
 ) -> None:
-    """A session the ledger refuses (oversized event) is listed; the other sessions import."""
+    """A row over LEDGER_MAX_EVENT_BYTES is reported by id; its session's other rows import."""
     settings = Settings.from_env({"LEDGER_MAX_EVENT_BYTES": "4096"})
     add_rows(new_path, ("n_d", "tool", "x" * 5000, {"timestamp": 122.0}))
     with Ledger.open(migrated_url, settings=settings) as small:
         summary = import_hermes(small, new_path)
-        assert list(summary.failed_sessions) == ["n_d"]
-        assert small.head("n_d") is None
-        assert summary.sessions == 3
+        assert summary.failed_sessions == {}
+        (bad,) = summary.bad_rows
+        assert bad.startswith("n_d/")
+        assert "LEDGER_MAX_EVENT_BYTES" in summary.bad_rows[bad]
+        assert [m.content for m in small.transcript("n_d")] == ["in a thread"]
+        assert summary.sessions == 4
 
 
 def test_nul_characters_are_replaced(ledger: Ledger, new_path: Path) -> None:

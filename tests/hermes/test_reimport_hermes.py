@@ -53,13 +53,18 @@ def test_reimport_carries_a_title_hermes_set_later(ledger: Ledger, new_path: Pat
     assert ledger.head("n_b").title == "Trip plans"  # type: ignore[union-attr]
 
 
-def test_reimport_refuses_new_messages_for_a_closed_session(ledger: Ledger, new_path: Path) -> None:
-    """New rows of a session the ledger closed are reported, not appended after the close."""
+def test_reimport_of_new_rows_for_an_ended_session_reopens_appends_and_closes_it(
+    ledger: Ledger, new_path: Path
+) -> None:
+    """Hermes wrote to a session it had ended (and ended it again): the ledger follows."""
     import_hermes(ledger, new_path)
     add_rows(new_path, ("n_a", "user", "after the end", {"timestamp": 160.0}))
     again = import_hermes(ledger, new_path)
-    assert list(again.failed_sessions) == ["n_a"]
-    assert ledger.head("n_a").message_count == 2  # type: ignore[union-attr]
+    assert again.failed_sessions == {}
+    head = ledger.head("n_a")
+    assert head is not None
+    assert (head.state, head.message_count, again.reopened_sessions) == ("closed", 3, 1)
+    assert ledger.transcript("n_a")[-1].content == "after the end"
 
 
 def test_small_batches_still_write_whole_sessions(
