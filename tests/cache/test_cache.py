@@ -231,3 +231,31 @@ def test_a_write_between_check_and_store_is_not_taken_as_seen(
     cache.store(KEY, "a", SIG, "agent")
     decision = cache.check(KEY, "a", SIG)
     assert (decision.action, decision.reason) == ("rebuild", "foreign_write")
+
+
+def test_usage_recorded_by_another_writer_leaves_the_agent_in_place(
+    migrated_url: str, settings: Settings, cache: AgentCache, store: EventStore
+) -> None:
+    """A billing process recording usage writes to usage-<id>: the session's sequence stays,
+    so the cached agent is reused."""
+    from ledger import Ledger
+
+    open_session(store, "a")
+    build(cache, "a", agent="A1")
+    with Ledger.open(migrated_url, writer="billing", settings=settings) as billing:
+        billing.record_usage("a", input_tokens=1200, output_tokens=80, cost_usd=0.004)
+    decision = cache.check(KEY, "a", SIG)
+    assert (decision.action, decision.reason, decision.agent) == ("reuse", "hit", "A1")
+
+
+def test_a_system_prompt_change_rebuilds(
+    migrated_url: str, settings: Settings, cache: AgentCache, store: EventStore
+) -> None:
+    """A new system prompt is content: the agent built with the old one is stale."""
+    from ledger import Ledger
+
+    open_session(store, "a")
+    build(cache, "a")
+    with Ledger.open(migrated_url, writer="admin", settings=settings) as admin:
+        admin.configure_session("a", system_prompt="You are terse now.")
+    assert cache.check(KEY, "a", SIG).action == "rebuild"

@@ -149,3 +149,34 @@ def test_an_unreachable_postgresql_server_is_a_database_error() -> None:
 
     with pytest.raises(DatabaseError):
         EventStore.open("postgresql://postgres@127.0.0.1:1/none")
+
+
+def test_a_database_with_sessions_upgrades_through_0007_and_verifies_clean(
+    migrated_url: str, settings: Settings
+) -> None:
+    """Views written before 0007 are filled from what they knew and equal a rebuild after."""
+    from ledger import Ledger
+    from projections.rebuild import verify
+    from projections.registry import all_projections
+
+    with Ledger.open(migrated_url, settings=settings) as ledger:
+        closed = ledger.open_session("k:1", title="old")
+        ledger.append_message(closed, "user", "hello")
+        ledger.close_session(closed, reason="user_exit")
+        live = ledger.open_session("k:2")
+        ledger.append_message(live, "assistant", "hi")
+        engine = ledger.store.engine
+        migration.downgrade(engine, "0006")
+        assert migration.current_revision(engine) == "0006"
+        migration.upgrade(engine)
+        head = ledger.head(closed)
+        assert head is not None
+        assert (head.end_reason, head.ended_at) == ("user_exit", head.updated_at)
+        assert head.started_at == head.created_at
+        assert head.last_activity_at == head.updated_at
+        assert ledger.transcript(live)[0].created_at is not None
+        for projection in all_projections():
+            if projection.inline:
+                assert verify(ledger.store, projection) == [], projection.name
+        ledger.append_message(live, "user", "after the upgrade")
+        assert [m.content for m in ledger.transcript(live)] == ["hi", "after the upgrade"]
