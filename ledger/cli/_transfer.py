@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from itertools import groupby
 from pathlib import Path
@@ -13,7 +16,8 @@ import msgspec
 from ledger.cli._common import emit_json, json_option, open_store, progress_bar, url_option
 from ledger.errors import DuplicateEventError
 from ledger.facade import Ledger
-from ledger.hermes import count_hermes_messages, import_hermes
+from ledger.hermes import ImportSummary, count_hermes_messages, follow_hermes, import_hermes
+from ledger.hermes._follow import MAX_INTERVAL, MIN_INTERVAL
 from ledger.jsonl import read_jsonl, write_jsonl
 from ledger.records import RecordedEvent, StreamAppend
 
@@ -104,26 +108,98 @@ def import_jsonl(url: str | None, source: Path, as_json: bool) -> None:
     type=click.IntRange(min=1),
     help="Events per transaction (a larger session gets one of its own).",
 )
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Keep importing as Hermes writes (Ctrl-C or SIGTERM stops between rounds).",
+)
+@click.option(
+    "--interval",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(MIN_INTERVAL, MAX_INTERVAL),
+    help="Seconds between --follow rounds.",
+)
+@click.option("--rounds", type=click.IntRange(min=1), help="Stop --follow after this many rounds.")
 @json_option
-def import_hermes_command(url: str | None, state_db: Path, batch_size: int, as_json: bool) -> None:
-    """Import a Hermes Agent STATE_DB (sessions and messages), idempotently."""
+def import_hermes_command(
+    url: str | None,
+    state_db: Path,
+    batch_size: int,
+    follow: bool,
+    interval: float,
+    rounds: int | None,
+    as_json: bool,
+) -> None:
+    """Import a Hermes Agent STATE_DB exactly: sessions, messages, prompts, usage.
+
+    A re-run imports what changed since (content decides, not counts). With --follow, a
+    report (or one JSON line) for the first round and for every round that changed something.
+    """
+    if follow:
+        sys.exit(_follow(url, state_db, batch_size, interval, rounds, as_json))
     total = count_hermes_messages(state_db)
     with Ledger.open(url) as ledger, progress_bar("importing", total, quiet=as_json) as advance:
         summary = import_hermes(ledger, state_db, progress=advance, batch_size=batch_size)
     if as_json:
         emit_json(msgspec.to_builtins(summary))
     else:
-        s = summary
-        click.echo(
-            f"{s.sessions} sessions imported, {s.updated_sessions} updated, "
-            f"{s.skipped_sessions} already imported; {s.messages} messages, "
-            f"{s.retractions} retractions, {s.events} events on {s.keys} keys in {s.seconds:.1f}s"
-        )
-        click.echo(
-            f"left out: {s.skipped_meta_rows} session_meta rows, {s.unknown_role_rows} rows of "
-            f"other roles, {s.orphan_rows} rows without a session"
-        )
-        for session_id, error in s.failed_sessions.items():
-            click.echo(f"failed: {session_id}: {error}", err=True)
+        _report(summary)
     if summary.failed_sessions:
         sys.exit(1)
+
+
+def _report(s: ImportSummary) -> None:
+    click.echo(
+        f"{s.sessions} sessions imported, {s.updated_sessions} updated, "
+        f"{s.skipped_sessions} unchanged; {s.messages} messages, {s.retractions} retractions, "
+        f"{s.reopened_sessions} reopened, {s.usage_records} usage records, "
+        f"{s.events} events on {s.keys} keys in {s.seconds:.1f}s"
+    )
+    click.echo(
+        f"left out: {s.skipped_meta_rows} session_meta rows, {s.unknown_role_rows} rows of "
+        f"other roles, {s.orphan_rows} rows without a session, {len(s.bad_rows)} bad rows"
+    )
+    for row, why in s.bad_rows.items():
+        click.echo(f"bad row: {row}: {why}", err=True)
+    for session_id, error in s.failed_sessions.items():
+        click.echo(f"failed: {session_id}: {error}", err=True)
+
+
+def _follow(
+    url: str | None,
+    state_db: Path,
+    batch_size: int,
+    interval: float,
+    rounds: int | None,
+    as_json: bool,
+) -> int:
+    """The --follow loop; exit status 1 if any round failed a session."""
+    stop = threading.Event()
+    failed = False
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    def on_round(number: int, summary: ImportSummary) -> None:
+        nonlocal failed
+        failed = failed or bool(summary.failed_sessions)
+        if not (summary.events or summary.failed_sessions or number == 1):
+            return  # a quiet round: nothing to say
+        if as_json:
+            # One line per round (JSON Lines), so a consumer can read rounds as they come.
+            click.echo(json.dumps({"round": number, **msgspec.to_builtins(summary)}, default=str))
+        else:
+            click.echo(f"round {number}:")
+            _report(summary)
+
+    with Ledger.open(url) as ledger:
+        follow_hermes(
+            ledger,
+            state_db,
+            interval=interval,
+            rounds=rounds,
+            stop=stop,
+            on_round=on_round,
+            batch_size=batch_size,
+        )
+    return 1 if failed else 0

@@ -2,12 +2,20 @@
 tuple-cache guard for gateways that keep Hermes' cache (``guard``, also ``ledger.compat.hermes``).
 """
 
+from ledger.hermes._follow import follow_hermes
 from ledger.hermes._importer import (
     NAMESPACE,
-    ImportSummary,
     count_hermes_messages,
     event_id,
     import_hermes,
 )
+from ledger.hermes._summary import ImportSummary
 
-__all__ = ["NAMESPACE", "ImportSummary", "count_hermes_messages", "event_id", "import_hermes"]
+__all__ = [
+    "NAMESPACE",
+    "ImportSummary",
+    "count_hermes_messages",
+    "event_id",
+    "follow_hermes",
+    "import_hermes",
+]

@@ -1,47 +1,31 @@
-"""Import a Hermes Agent ``state.db`` into the ledger, idempotently (``ledger import-hermes``).
+"""Import a Hermes Agent ``state.db`` into the ledger, exactly and incrementally.
 
-The source is opened read-only (``mode=ro``) and streamed: only a small index of the sessions
-(ids, parents, start times, key columns) and per-session row counts are held in memory; each
+The source is opened without writing beside it and read in one snapshot (``_source``), and
+streamed: only a small index of the sessions and per-session row ids are held in memory; each
 session's messages are read with a cursor, and at most ``batch_size`` events are built before
-they are written. Whatever Hermes schema version wrote the file, the columns that are present
-(``PRAGMA table_info``) are read and absent ones are tolerated.
+they are written. Whatever Hermes schema version wrote the file, the columns present are read
+and absent ones tolerated. What each column becomes is ``_mapping``'s business:
 
-What is kept where:
+* ``sessions`` row → ``SessionOpened`` (source, user, model, title, lineage with its reason:
+  ``branch``, ``reset``, ``delegate`` for a subagent's child, else ``compress``; Hermes'
+  ``started_at``; the system prompt, inline or from ``system_prompts`` by hash; ``model_config``)
+  then ``SessionSwitched`` on its key, sessions in start order (parents first);
+  ``SessionClosed`` with ``end_reason`` and ``ended_at``; the token and cost counters as
+  ``UsageRecorded`` on ``usage-<id>``. Other columns go unchanged into ``metadata``.
+* ``messages`` row → ``MessageAppended`` with the row id as ``message_id``, ``timestamp`` as
+  ``created_at``, content (NULL stays None, ``"\\x00json:" + JSON`` becomes content parts), tool
+  fields, reasoning fields; ``compacted``/``active = 0`` rows are followed by a retraction.
+* Reported, not imported: rows of other roles, orphan rows, and a row the ledger cannot take
+  (``bad_rows``: id and reason); the rest of its session is imported.
 
-* ``sessions`` row → ``SessionOpened`` on ``session-<id>`` with ``source``, ``user_id``,
-  ``model``, ``title``, ``parent_session_id``. Reason ``new`` for a root; a child is
-  ``branch`` (parent ended ``branched`` or ``model_config._branched_from``), ``reset``
-  (``_reset_from`` or a reset end reason) and otherwise ``compress``. Its key is the
-  ``session_key`` column, else ``agent:main:<source>:<chat_type|dm>:<chat_id|user_id|unknown>``
-  plus ``:<thread_id>`` when there is one. Every other column with a value, including
-  ``model_config``, ``system_prompt``, the token and cost counters, ``started_at``/``ended_at``
-  and columns this module has never heard of, goes unchanged into ``SessionOpened.metadata``.
-  ``SessionSwitched`` on ``key-<key>`` follows, sessions taken in start order (parents first),
-  so the key stream is the history and the key's latest-started session ends up active.
-  ``SessionClosed`` (reason ``end_reason``, else ``ended``) closes a session with ``ended_at``.
-* ``messages`` row (ordered by ``timestamp`` then ``id``) → ``MessageAppended`` with
-  ``message_id`` = the row id, role, content (``''`` for NULL), ``tool_name``, ``tool_call_id``,
-  ``tool_calls`` (JSON text → list of dicts; malformed JSON kept as ``[{"raw": text}]``),
-  ``token_count``, ``finish_reason``, ``reasoning``; other columns with a value, ``timestamp``
-  included, go into ``MessageAppended.metadata`` (BLOBs become base64 text there). A row
-  with ``compacted = 1`` (or else ``active = 0``) is followed by ``MessagesRetracted``
-  (``compact``, else ``undo``), so the live ``message_count`` equals Hermes' active rows.
-* Not kept: ``session_meta`` rows and rows of unknown roles (counted in ``skipped_meta_rows``
-  and ``unknown_role_rows``), rows of sessions that do not exist (``orphan_rows``), the other
-  tables (``system_prompts``, usage, FTS…), and the Hermes times as times: ``recorded_at`` is
-  the store's clock at import, only the order survives (the raw values are in ``metadata``).
-  NUL characters become U+FFFD (PostgreSQL text cannot hold them); values longer than their
-  view column are cut and kept whole in ``metadata``; ``metadata`` that would push an event
-  over ``LEDGER_MAX_EVENT_BYTES`` is left out (``metadata_dropped``).
-
-Idempotency: every event id is a UUIDv5 of (session id, message id, kind) in :data:`NAMESPACE`.
-A session whose head already has the planned sequence and title is skipped without reading its
-messages; otherwise only the events whose ids are not yet stored are appended (plus a
-``SessionTitled`` when Hermes titled the session since), so a re-run after Hermes moved on
-imports just what is new; new messages for a session the ledger has closed are refused. Each
-session is written in ONE transaction (small sessions share one, up to ``batch_size`` events),
-so a killed import never leaves half a session. A session the ledger refuses (e.g. an oversized
-event) is reported in ``failed_sessions`` and the others are imported.
+A re-import compares content (``_reconcile``): each session's row ids and live flags against
+the ledger's transcript, its title, end and usage. An unchanged session is skipped without
+reading its messages; a changed one gets exactly the events that bring it in line (new rows,
+retractions of deleted or rewound ones, a reopen, a new title, prompt or usage). A key whose
+active session on the ledger started later than the imported one is never switched back.
+Every event id is a UUIDv5 in :data:`NAMESPACE`, so re-running an import writes nothing twice.
+Each session is written in ONE transaction (small sessions share one), so a killed import never
+leaves half a session.
 """
 
 from __future__ import annotations
@@ -83,14 +67,15 @@ from ledger.hermes._mapping import (
     RowMapper,
     event_id,
 )
-from ledger.hermes._reconcile import LedgerSide, reconcile, unchanged, usage_delta
+from ledger.hermes._reconcile import LedgerSide, ledger_sides, reconcile, unchanged, usage_delta
 from ledger.hermes._source import (
     HermesSource,
     foreign_file,
     session_key_of,
 )
+from ledger.hermes._summary import ImportSummary
 from ledger.records import StreamAppend
-from ledger.schema import session_heads, session_keys, session_usage, transcript_messages
+from ledger.schema import session_heads, session_keys
 from ledger.store import event_ids
 from ledger.streams import key_stream, session_stream, usage_stream
 from ledger.views import SessionUsage
@@ -105,41 +90,6 @@ __all__ = [
 
 _RECOVERABLE = (InvalidEventError, WrongExpectedVersionError, DuplicateEventError)
 T = TypeVar("T")
-
-
-class ImportSummary(msgspec.Struct, kw_only=True):
-    """What one import wrote (``sessions`` … ``events``) and what the source held."""
-
-    path: str
-    #: Sessions new to the ledger / imported before but given the source's new events /
-    #: imported before and unchanged / refused (session id → error; nothing of them written).
-    sessions: int = 0
-    updated_sessions: int = 0
-    skipped_sessions: int = 0
-    failed_sessions: dict[str, str] = msgspec.field(default_factory=dict)
-    #: Events this run wrote, by kind, and in all; keys that got a switch.
-    messages: int = 0
-    retractions: int = 0
-    closed_sessions: int = 0
-    reopened_sessions: int = 0
-    usage_records: int = 0
-    switches: int = 0
-    events: int = 0
-    keys: int = 0
-    #: Source rows left out of the transcript, parents that are not in the file.
-    skipped_meta_rows: int = 0
-    unknown_role_rows: int = 0
-    orphan_rows: int = 0
-    missing_parents: int = 0
-    #: Values changed on the way (NUL replaced; metadata left out of an oversized event).
-    nul_replaced: int = 0
-    metadata_dropped: int = 0
-    #: Source rows that could not be imported as they are ("<session>/<row id>" → why); the
-    #: rest of their session is imported.
-    bad_rows: dict[str, str] = msgspec.field(default_factory=dict)
-    #: Columns per table with no event field of their own (their values are in ``metadata``).
-    unknown_columns: dict[str, list[str]] = msgspec.field(default_factory=dict)
-    seconds: float = 0.0
 
 
 def _older(active: tuple[str, Any] | None, started_at: dt.datetime | None) -> bool:
@@ -239,7 +189,7 @@ class _Importer:
         end_reasons = {row["id"]: row.get("end_reason") for row in index}
         s.orphan_rows = sum(c[0] for sid, c in counts.items() if sid not in end_reasons)
         for window in _chunks(index, 500):
-            sides = self._ledger_sides([str(row["id"]) for row in window])
+            sides = ledger_sides(self.store.engine, [str(row["id"]) for row in window])
             hermes_rows = self.source.message_ids(
                 [row["id"] for row in window if str(row["id"]) in sides]
             )
@@ -258,37 +208,6 @@ class _Importer:
         s.keys = len(self.touched)
         s.seconds = round(time.perf_counter() - started, 3)
         return s
-
-    def _ledger_sides(self, session_ids: list[str]) -> dict[str, LedgerSide]:
-        """What the ledger holds of those sessions that it has (heads, transcript, usage)."""
-        h, t, u = session_heads, transcript_messages, session_usage
-        heads = sa.select(
-            h.c.session_id, h.c.sequence, h.c.state, h.c.title, h.c.system_prompt, h.c.started_at
-        ).where(h.c.session_id.in_(session_ids))
-        sides: dict[str, LedgerSide] = {}
-        with self.store.engine.connect() as conn:
-            for row in conn.execute(heads):
-                sides[row.session_id] = LedgerSide(
-                    sequence=int(row.sequence),
-                    state=row.state,
-                    title=row.title,
-                    system_prompt=row.system_prompt,
-                    started_at=row.started_at,
-                    messages={},
-                    usage=SessionUsage(session_id=row.session_id),
-                )
-            if not sides:
-                return sides
-            found = list(sides)
-            live = t.c.retracted_position.is_(None)
-            rows = sa.select(t.c.session_id, t.c.message_id, live).where(t.c.session_id.in_(found))
-            for sid, mid, is_live in conn.execute(rows):
-                sides[sid].messages[mid] = bool(is_live)
-            usage = sa.select(u).where(u.c.session_id.in_(found))
-            for totals in conn.execute(usage).mappings():
-                fields = {name: totals[name] for name in SessionUsage.__struct_fields__}
-                sides[totals["session_id"]].usage = SessionUsage(**fields)
-        return sides
 
     # -- planning ----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+import sqlalchemy as sa
 
 from ledger.events import (
     MessagesRetracted,
@@ -34,9 +35,10 @@ from ledger.events import (
 )
 from ledger.hermes._mapping import USAGE_COLUMNS, Planned, RowMapper, cut, event_id
 from ledger.hermes._source import number
+from ledger.schema import session_heads, session_usage, transcript_messages
 from ledger.views import SessionUsage
 
-__all__ = ["LedgerSide", "reconcile", "unchanged", "usage_delta"]
+__all__ = ["LedgerSide", "ledger_sides", "reconcile", "unchanged", "usage_delta"]
 
 
 class LedgerSide(msgspec.Struct, kw_only=True):
@@ -50,6 +52,38 @@ class LedgerSide(msgspec.Struct, kw_only=True):
     #: Transcript message id → live (not retracted).
     messages: dict[str, bool]
     usage: SessionUsage
+
+
+def ledger_sides(engine: sa.Engine, session_ids: list[str]) -> dict[str, LedgerSide]:
+    """What the ledger holds of those sessions that it has (heads, transcript, usage)."""
+    h, t, u = session_heads, transcript_messages, session_usage
+    heads = sa.select(
+        h.c.session_id, h.c.sequence, h.c.state, h.c.title, h.c.system_prompt, h.c.started_at
+    ).where(h.c.session_id.in_(session_ids))
+    sides: dict[str, LedgerSide] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(heads):
+            sides[row.session_id] = LedgerSide(
+                sequence=int(row.sequence),
+                state=row.state,
+                title=row.title,
+                system_prompt=row.system_prompt,
+                started_at=row.started_at,
+                messages={},
+                usage=SessionUsage(session_id=row.session_id),
+            )
+        if not sides:
+            return sides
+        found = list(sides)
+        live = t.c.retracted_position.is_(None)
+        rows = sa.select(t.c.session_id, t.c.message_id, live).where(t.c.session_id.in_(found))
+        for sid, mid, is_live in conn.execute(rows):
+            sides[sid].messages[mid] = bool(is_live)
+        usage = sa.select(u).where(u.c.session_id.in_(found))
+        for totals in conn.execute(usage).mappings():
+            fields = {name: totals[name] for name in SessionUsage.__struct_fields__}
+            sides[totals["session_id"]].usage = SessionUsage(**fields)
+    return sides
 
 
 def _cost(row: Mapping[str, Any]) -> float | None:
