@@ -5,7 +5,7 @@ move. ``from ledger import EventStore`` is the supported way in.
 """
 
 from ledger.aio import AsyncLedger
-from ledger.cache import AgentCache, CacheDecision
+from ledger.cache import AgentCache, AsyncAgentCache, CacheDecision
 from ledger.codec import Codec
 from ledger.config import Settings
 from ledger.errors import (
@@ -51,6 +51,7 @@ __all__ = [
     "NO_STREAM",
     "AgentCache",
     "AppendResult",
+    "AsyncAgentCache",
     "AsyncLedger",
     "BuildTimeoutError",
     "CacheDecision",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-from ledger.cache import AgentCache
+from ledger.cache import AsyncAgentCache
 from ledger.config import Settings
 from ledger.facade import Ledger
 from ledger.records import AppendResult, RecordedEvent
@@ -296,6 +296,7 @@ class AsyncLedger:
         """Events after ``after_position`` as a list; pass ``limit`` to bound memory."""
         return await self._run(lambda: list(self.ledger.read_all(after_position, limit)))
 
-    def cache(self, **options: Any) -> AgentCache:
-        """An :class:`AgentCache` on this ledger (its ``check`` reads one indexed row)."""
-        return self.ledger.cache(**options)
+    def cache(self, **options: Any) -> AsyncAgentCache:
+        """An :class:`AsyncAgentCache` on this ledger: one build per key across coroutines, its
+        database reads on this ledger's worker pool (never on the event loop)."""
+        return AsyncAgentCache(self.ledger.cache(**options), run=self._run)

@@ -1,6 +1,16 @@
-"""The agent cache: the pure decision table (shared with replay) and :class:`AgentCache`."""
+"""The agent cache: the pure decision table (shared with replay), :class:`AgentCache` and its
+asyncio twin :class:`AsyncAgentCache`."""
 
 from ledger.cache._agent_cache import AgentCache, CacheDecision
+from ledger.cache._async import AsyncAgentCache
 from ledger.cache._decision import Action, Reason, Verdict, decide
 
-__all__ = ["Action", "AgentCache", "CacheDecision", "Reason", "Verdict", "decide"]
+__all__ = [
+    "Action",
+    "AgentCache",
+    "AsyncAgentCache",
+    "CacheDecision",
+    "Reason",
+    "Verdict",
+    "decide",
+]

@@ -9,11 +9,19 @@ hit, own_write, foreign_write, retracted, regressed).
 
 ``sequence`` only grows, so a switch never looks like a change and an undo-then-append can
 never look like no change. Entries are bounded (LRU, idle TTL), thread-safe, and a missing key
-is built once: concurrent checks for a key whose agent is being built wait for that build.
+is built once: concurrent checks for a key whose agent is being built wait for that build. The
+decision carries a ``ticket`` that :meth:`AgentCache.store` / :meth:`AgentCache.abandon` take,
+so any thread (or coroutine: :class:`ledger.cache.AsyncAgentCache`) may finish the build.
+
+The cache is fail-safe: a head read that fails is retried briefly (tenacity), and if the
+database still cannot answer, a fitting entry is reused with reason ``unverified`` and no
+baseline moves; nothing but a typed :class:`~ledger.errors.LedgerError` for misuse raises into
+a turn.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import OrderedDict
@@ -21,8 +29,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
 from ledger.cache._decision import RETRACTION, Action, Reason, Verdict, decide
-from ledger.errors import BuildTimeoutError, InvalidArgumentError
+from ledger.errors import BuildTimeoutError, DatabaseError, InvalidArgumentError
 from ledger.records import AppendResult
 from ledger.store import EventStore, kinds_between
 from ledger.streams import session_stream
@@ -46,6 +56,8 @@ class CacheDecision:
     agent: Any = None
     baseline: int | None = None
     live: int | None = None
+    #: For a ``miss``/``rebuild``: the build's ticket, for :meth:`AgentCache.store`/``abandon``.
+    ticket: int | None = None
 
     @property
     def reuse(self) -> bool:
@@ -64,9 +76,17 @@ class _Entry:
 @dataclass(slots=True)
 class _Pending:
     owner: int
+    ticket: int
     session_id: str
     live: int | None
     done: threading.Event = field(default_factory=threading.Event)
+
+
+class _Unreadable(Exception):
+    """The database could not answer (after the retries): decide ``unverified``."""
+
+
+_tickets = itertools.count(1)
 
 
 class AgentCache:
@@ -93,6 +113,13 @@ class AgentCache:
         self.on_evict = on_evict
         self.build_timeout = build_timeout
         self._views = SessionViews(self.event_store.engine)
+        #: A transient database error is retried this briefly before a check goes unverified.
+        self._retry = Retrying(
+            stop=stop_after_attempt(3),
+            wait=wait_exponential(multiplier=0.02, max=0.2),
+            retry=retry_if_exception_type(DatabaseError),
+            reraise=True,
+        )
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
@@ -106,42 +133,68 @@ class AgentCache:
         :meth:`store` with the new agent, or :meth:`abandon` if the build failed. Other threads
         checking the same key meanwhile wait for that build instead of building twice.
         """
-        live = self._views.head_sequence(session_id)
+        live, readable = self._head(session_id)
         while True:
             with self._lock:
                 evicted = self._sweep_locked()
                 pending = self._pending.get(session_key)
                 decision = None
                 if pending is None or pending.owner == threading.get_ident():
-                    decision = self._decide_locked(session_key, session_id, signature, live)
+                    decision = self._decide_locked(
+                        session_key, session_id, signature, live, readable
+                    )
             self._notify(evicted)
             if decision is not None:
                 return decision
             assert pending is not None
             if not pending.done.wait(self.build_timeout):
                 raise BuildTimeoutError(session_key, self.build_timeout)
-            live = self._views.head_sequence(session_id)
+            live, readable = self._head(session_id)
+
+    def _head(self, session_id: str) -> tuple[int | None, bool]:
+        """The session's live head sequence, and whether the database could be read."""
+        try:
+            return self._retry(self._views.head_sequence, session_id), True
+        except DatabaseError:
+            return None, False
 
     def _decide_locked(
-        self, session_key: str, session_id: str, signature: Any, live: int | None
+        self,
+        session_key: str,
+        session_id: str,
+        signature: Any,
+        live: int | None,
+        readable: bool = True,
     ) -> CacheDecision:
         entry = self._entries.get(session_key)
         if entry is not None:
             self._entries.move_to_end(session_key)
             entry.used = time.monotonic()
         baseline = None if entry is None else entry.baselines.get(session_id)
-        action, reason = decide(
-            has_entry=entry is not None,
-            signature_matches=entry is not None and entry.signature == signature,
-            baseline=baseline,
-            live=live,
-            between=lambda low, high: self._classify(session_id, low, high),
-        )
-        if entry is not None and action == "reuse":
-            # A switch records the first baseline; own writes fast-forward it.
-            entry.baselines[session_id] = live or 0
+        fits = entry is not None and entry.signature == signature
+        try:
+            if not readable and fits:
+                raise _Unreadable
+            action, reason = decide(
+                has_entry=entry is not None,
+                signature_matches=fits,
+                baseline=baseline,
+                live=live,
+                between=lambda low, high: self._classify(session_id, low, high),
+            )
+        except _Unreadable:
+            # The database is down: serve the turn with the agent, move no baseline.
+            action, reason = "reuse", "unverified"
+        else:
+            if entry is not None and action == "reuse":
+                # A switch records the first baseline; own writes fast-forward it.
+                entry.baselines[session_id] = live or 0
+        ticket = None
         if action != "reuse":
-            self._pending[session_key] = _Pending(threading.get_ident(), session_id, live)
+            ticket = next(_tickets)
+            self._pending[session_key] = _Pending(
+                threading.get_ident(), ticket, session_id, live if readable else None
+            )
         return CacheDecision(
             action=action,
             reason=reason,
@@ -150,10 +203,23 @@ class AgentCache:
             agent=entry.agent if entry is not None and action == "reuse" else None,
             baseline=baseline,
             live=live,
+            ticket=ticket,
         )
 
     def _classify(self, session_id: str, low: int, high: int) -> Verdict:
-        """Look at the events between a baseline and the live head."""
+        """Look at the events between a baseline and the live head (:class:`_Unreadable` if the
+        database cannot answer)."""
+        try:
+            rows = self._retry(self._kinds, session_id, low, high)
+        except DatabaseError as exc:
+            raise _Unreadable from exc
+        if any(kind == RETRACTION for kind, _ in rows):
+            return "retracted"
+        if len(rows) != high - low or any(writer != self.writer for _, writer in rows):
+            return "foreign_write"
+        return "own_write"
+
+    def _kinds(self, session_id: str, low: int, high: int) -> list[tuple[str, str]]:
         stream = session_stream(session_id)
         with self.event_store.engine.connect() as conn:
             rows = kinds_between(conn, stream, low, high)
@@ -164,28 +230,34 @@ class AgentCache:
                 for record in self.event_store.read_stream(stream, low + 1)
                 if record.sequence <= high
             ]
-        if any(kind == RETRACTION for kind, _ in rows):
-            return "retracted"
-        if len(rows) != high - low or any(writer != self.writer for _, writer in rows):
-            return "foreign_write"
-        return "own_write"
+        return rows
 
     # -- after the decision ----------------------------------------------------------------
 
-    def store(self, session_key: str, session_id: str, signature: Any, agent: Any) -> None:
+    def store(
+        self,
+        session_key: str,
+        session_id: str,
+        signature: Any,
+        agent: Any,
+        *,
+        ticket: int | None = None,
+    ) -> None:
         """Cache a freshly built ``agent``; its baseline is the head the miss/rebuild saw.
 
         The agent was built after that ``check``, from a transcript at least that new, so an
         event written meanwhile (by anyone) lies above the baseline and the next ``check``
         looks at it, instead of being taken as seen. Baselines of the key's other sessions are
-        kept: they still describe what this cache has seen of those sessions.
+        kept: they still describe what this cache has seen of those sessions. ``ticket`` (from
+        the decision) ends exactly that build; without it, the key's pending build ends.
         """
         with self._lock:
             pending = self._pending.get(session_key)
         if pending is not None and pending.session_id == session_id and pending.live is not None:
             live = pending.live
         else:
-            live = self._views.head_sequence(session_id) or 0
+            # Unknown (the check could not read it): 0, so the next check verifies everything.
+            live = self._head(session_id)[0] or 0
         evicted: list[tuple[str, Any]] = []
         with self._lock:
             old = self._entries.pop(session_key, None)
@@ -196,13 +268,13 @@ class AgentCache:
                 evicted.append((session_key, old.agent))
             while len(self._entries) > self.max_entries:
                 evicted.append(self._pop_oldest_locked())
-            self._resolve_locked(session_key)
+            self._resolve_locked(session_key, ticket)
         self._notify(evicted)
 
-    def abandon(self, session_key: str) -> None:
-        """Give up building the key's agent (the build failed); waiting checks go on."""
+    def abandon(self, session_key: str, *, ticket: int | None = None) -> None:
+        """Give up building the key's agent (the build failed); the next waiter builds."""
         with self._lock:
-            self._resolve_locked(session_key)
+            self._resolve_locked(session_key, ticket)
 
     def rebaseline(
         self,
@@ -214,13 +286,17 @@ class AgentCache:
 
         ``result`` is what the turn's (last) append returned. Events between the old baseline
         and the append must be this cache's own and no retraction, otherwise the baseline stays
-        where it is, so the next :meth:`check` sees them and rebuilds.
+        where it is, so the next :meth:`check` sees them and rebuilds. A falsy ``session_id``,
+        a result of another stream, or a database that cannot answer leaves the baseline alone
+        (as Hermes' guard does): the next check then judges those events itself.
         """
+        if not session_id:
+            return
         stream = session_stream(session_id)
         results = [result] if isinstance(result, AppendResult) else list(result)
         mine = [r for r in results if r.stream == stream and r.sequences]
         if not mine:
-            raise InvalidArgumentError("append result", [r.stream for r in results], stream)
+            return
         target = max(r.sequence for r in mine)
         with self._lock:
             entry = self._entries.get(session_key)
@@ -229,7 +305,10 @@ class AgentCache:
             return
         if baseline is not None and baseline >= target:
             return
-        if baseline is not None and self._classify(session_id, baseline, target) != "own_write":
+        try:
+            if baseline is not None and self._classify(session_id, baseline, target) != "own_write":
+                return
+        except _Unreadable:
             return
         with self._lock:
             if self._entries.get(session_key) is entry:
@@ -267,9 +346,10 @@ class AgentCache:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _resolve_locked(self, session_key: str) -> None:
-        pending = self._pending.pop(session_key, None)
-        if pending is not None:
+    def _resolve_locked(self, session_key: str, ticket: int | None = None) -> None:
+        pending = self._pending.get(session_key)
+        if pending is not None and (ticket is None or pending.ticket == ticket):
+            del self._pending[session_key]
             pending.done.set()
 
     def _pop_oldest_locked(self) -> tuple[str, Any]:

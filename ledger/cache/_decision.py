@@ -11,7 +11,12 @@ live > baseline, a retraction in between               rebuild   ``retracted``
 live > baseline, everything in between is ours         reuse     ``own_write``
 live > baseline, anything in between from elsewhere    rebuild   ``foreign_write``
 live < baseline, or the session is gone                rebuild   ``regressed``
+the head cannot be read (database down), entry fits    reuse     ``unverified``
 =====================================================  ========  ===================
+
+``unverified`` moves no baseline: the next check that can read the head compares it with the
+last baseline seen, so every write made meanwhile (by anyone) is still judged. A sequence makes
+this safe; a count would not (an undo plus a message during the outage leaves it unchanged).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ Reason = Literal[
     "foreign_write",
     "retracted",
     "regressed",
+    "unverified",
 ]
 RETRACTION = "MessagesRetracted"
 

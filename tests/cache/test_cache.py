@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledger import AgentCache, EventStore, InvalidArgumentError, MessagesRetracted
+from ledger import AgentCache, EventStore, MessagesRetracted
 from ledger.config import Settings
 from tests import controls
 
@@ -209,16 +209,28 @@ def test_rebaseline_keeps_the_baseline_when_a_foreign_write_sits_in_between(
     assert cache.check(KEY, "a", SIG).reason == "foreign_write"
 
 
-def test_rebaseline_with_another_sessions_result_is_refused(
+def test_rebaseline_with_another_sessions_result_is_a_no_op(
     store: EventStore, cache: AgentCache
 ) -> None:
-    """An append result for the wrong session is a typed error."""
+    """An append result of another session leaves the baseline (never raises into a turn)."""
     open_session(store, "a")
     open_session(store, "b")
     build(cache, "a")
+    before = cache.baselines(KEY)
     result = store.append("session-b", controls.messages(1, "b"))
-    with pytest.raises(InvalidArgumentError, match="session-a"):
-        cache.rebaseline(KEY, "a", result)
+    cache.rebaseline(KEY, "a", result)
+    assert cache.baselines(KEY) == before
+
+
+def test_rebaseline_with_a_falsy_session_id_is_a_no_op(
+    store: EventStore, cache: AgentCache
+) -> None:
+    """As Hermes' guard: no session id, nothing to re-baseline."""
+    open_session(store, "a")
+    build(cache, "a")
+    before = cache.baselines(KEY)
+    cache.rebaseline(KEY, "", store.append("session-a", controls.messages(1)))
+    assert cache.baselines(KEY) == before
 
 
 def test_a_write_between_check_and_store_is_not_taken_as_seen(

@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from ledger import (
-    AgentCache,
+    AsyncAgentCache,
     AsyncLedger,
     InvalidEventError,
     Ledger,
@@ -179,7 +179,7 @@ def test_async_with_opens_and_closes_cleanly(migrated_url: str) -> None:
         async with await AsyncLedger.open(migrated_url) as ledger:
             sid = await ledger.open_session(KEY)
             await ledger.append_message(sid, "user", "persisted")
-            assert isinstance(ledger.cache(), AgentCache)
+            assert isinstance(ledger.cache(), AsyncAgentCache)
             assert ledger.cache().writer == ledger.writer
         return sid
 
