@@ -10,7 +10,12 @@ count belongs to, making a 4-tuple ``(agent, signature, message_count, session_i
 * with the same ``session_id`` the counts are compared and re-baselining updates the count;
 * a legacy 3-tuple is guarded and re-baselined as before and stays a 3-tuple;
 * a 2-tuple ``(agent, signature)`` opts out of the guard (always reused, never changed);
-* the :data:`PENDING` sentinel (an agent being built) is never changed.
+* an agent being built is marked as upstream marks it, a tuple whose first item is the
+  :data:`PENDING` sentinel, ``(PENDING, signature, 0)`` (:func:`make_pending`; the bare
+  sentinel is accepted too): it reports ``pending`` and re-baselining leaves it alone;
+* as upstream: a falsy ``session_id`` makes re-baselining a no-op, and an unknown count
+  (``None``: the database read failed or the row is missing), live or in the snapshot, REUSES
+  rather than crashing or busting the turn.
 
 What the fix cannot see, because a count is not a version: undo-then-append (same count, new
 content) and a write by another process to a session the key is not on. ``ledger.AgentCache``
@@ -23,7 +28,7 @@ from typing import Any, Final, Literal
 
 from ledger.errors import InvalidArgumentError
 
-__all__ = ["PENDING", "guard", "make_entry", "refresh_message_count"]
+__all__ = ["PENDING", "guard", "make_entry", "make_pending", "refresh_message_count"]
 
 
 class _Pending:
@@ -54,11 +59,20 @@ def make_entry(agent: Any, signature: Any, message_count: int, session_id: str) 
     return (agent, signature, message_count, session_id)
 
 
+def make_pending(signature: Any) -> tuple[Any, ...]:
+    """Upstream's marker of an agent being built for the key: ``(PENDING, signature, 0)``."""
+    return (PENDING, signature, 0)
+
+
+def _pending(entry: Entry) -> bool:
+    return entry is PENDING or (isinstance(entry, tuple) and bool(entry) and entry[0] is PENDING)
+
+
 def guard(
-    entry: Entry, session_id: str, live_message_count: int
+    entry: Entry, session_id: str | None, live_message_count: int | None
 ) -> Literal["reuse", "rebuild", "pending"]:
     """Whether a cached entry may serve the active ``session_id`` with its live count."""
-    if entry is PENDING:
+    if _pending(entry):
         return "pending"
     assert isinstance(entry, tuple)
     if len(entry) == 2:
@@ -66,13 +80,22 @@ def guard(
     if len(entry) == 4 and entry[3] != session_id:
         return "reuse"
     if len(entry) in (3, 4):
+        if live_message_count is None or entry[2] is None:
+            return "reuse"  # unknown: never crash or bust a turn on a failed read
         return "reuse" if entry[2] == live_message_count else "rebuild"
     raise InvalidArgumentError("cache entry", entry, "a tuple of 2, 3 or 4 fields")
 
 
-def refresh_message_count(entry: Entry, session_id: str, live_message_count: int) -> Entry:
-    """Re-baseline after a turn: update the count only where it belongs to ``session_id``."""
-    if entry is PENDING or not isinstance(entry, tuple) or len(entry) == 2:
+def refresh_message_count(
+    entry: Entry, session_id: str | None, live_message_count: int | None
+) -> Entry:
+    """Re-baseline after a turn: update the count only where it belongs to ``session_id``.
+
+    A pending entry, a falsy ``session_id`` and an unknown live count leave the entry alone.
+    """
+    if _pending(entry) or not isinstance(entry, tuple) or len(entry) == 2:
+        return entry
+    if not session_id or live_message_count is None:
         return entry
     if len(entry) == 3:
         return (entry[0], entry[1], live_message_count)

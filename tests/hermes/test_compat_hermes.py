@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from ledger import InvalidArgumentError
-from ledger.hermes.guard import PENDING, guard, make_entry, refresh_message_count
+from ledger.hermes.guard import PENDING, guard, make_entry, make_pending, refresh_message_count
 
 
 def test_make_entry_is_a_4_tuple() -> None:
@@ -67,3 +67,41 @@ def test_malformed_entry_is_an_invalid_argument_error() -> None:
         match=r"^Invalid cache entry .*: expected a tuple of 2, 3 or 4 fields$",
     ):
         guard(("a", "b", 1, "s", "x"), "s", 1)
+
+
+# -- upstream's behaviour, point by point -------------------------------------------------------
+
+
+def test_upstream_pending_tuple_reports_pending() -> None:
+    """Upstream marks a build in progress as ``(PENDING, sig, 0)``: that is pending."""
+    assert make_pending("sig") == (PENDING, "sig", 0)
+    assert guard(make_pending("sig"), "a", 5) == "pending"
+
+
+def test_upstream_pending_tuple_is_left_alone_by_rebaseline() -> None:
+    """Re-baselining must not rewrite the pending tuple's count (upstream leaves it)."""
+    entry = make_pending("sig")
+    assert refresh_message_count(entry, "a", 9) is entry
+
+
+def test_upstream_falsy_session_id_makes_rebaseline_a_no_op() -> None:
+    for falsy in ("", None):
+        entry = make_entry("agent", "sig", 3, "a")
+        assert refresh_message_count(entry, falsy, 9) is entry
+        legacy = ("agent", "sig", 3)
+        assert refresh_message_count(legacy, falsy, 9) is legacy
+
+
+def test_upstream_unknown_live_count_reuses() -> None:
+    """The DB read failed (None): upstream reuses instead of busting or crashing."""
+    assert guard(make_entry("agent", "sig", 3, "a"), "a", None) == "reuse"
+    assert guard(("agent", "sig", 3), "a", None) == "reuse"
+
+
+def test_upstream_unknown_snapshot_count_reuses() -> None:
+    assert guard(("agent", "sig", None, "a"), "a", 4) == "reuse"
+
+
+def test_an_unknown_live_count_never_overwrites_the_snapshot() -> None:
+    entry = make_entry("agent", "sig", 3, "a")
+    assert refresh_message_count(entry, "a", None) is entry
