@@ -28,6 +28,7 @@ from ledger.schema import session_heads, session_keys, transcript_messages
 
 __all__ = [
     "LAST_LIVE",
+    "LAST_USER",
     "MESSAGE_FIELDS",
     "REASONS",
     "active_session_in",
@@ -99,6 +100,16 @@ def build_message(
 
 
 _LIVE = transcript_messages.c.retracted_position.is_(None)
+LAST_USER = (
+    sa.select(transcript_messages.c.message_id)
+    .where(
+        transcript_messages.c.session_id == sa.bindparam("sid"),
+        transcript_messages.c.role == "user",
+        _LIVE,
+    )
+    .order_by(transcript_messages.c.sequence.desc())
+    .limit(1)
+)
 FROM_MESSAGE = sa.select(transcript_messages.c.sequence).where(
     transcript_messages.c.session_id == sa.bindparam("sid"),
     transcript_messages.c.message_id == sa.bindparam("mid"),

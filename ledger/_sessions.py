@@ -1,8 +1,10 @@
-"""The gateway API's writes of a session's life beyond its messages (a mixin of ``Ledger``).
+"""The gateway API's writes of a session's life beyond appending messages (a mixin of
+``Ledger``).
 
-Closing, reopening, titling and configuring a session are content (they go to its stream and
-move its ``sequence``); usage goes to the session's ``usage-*`` stream and never does. Each
-write checks the session's state inside its own transaction.
+Switching a key's session goes to the key stream; retracting, closing, reopening, titling and
+configuring a session are content (they go to its stream and move its ``sequence``); usage goes
+to the session's ``usage-*`` stream and never does. Each write checks the session's state
+inside its own transaction.
 """
 
 from __future__ import annotations
@@ -12,8 +14,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import msgspec
+import sqlalchemy as sa
 
-from ledger._preconditions import session_state
+from ledger._preconditions import (
+    LAST_LIVE,
+    LAST_USER,
+    active_session_in,
+    check_reason,
+    live_from,
+    require_open,
+    session_state,
+)
 from ledger.errors import InvalidArgumentError, InvalidEventError, SessionClosedError
 from ledger.events import (
     Event,
@@ -22,12 +33,13 @@ from ledger.events import (
     SessionClosed,
     SessionConfigured,
     SessionReopened,
+    SessionSwitched,
     SessionTitled,
     UsageRecorded,
 )
 from ledger.records import AppendResult, StreamAppend
 from ledger.store import EventStore
-from ledger.streams import session_stream, usage_stream
+from ledger.streams import key_stream, session_stream, usage_stream
 
 __all__ = ["SessionWrites", "convert"]
 
@@ -57,6 +69,93 @@ class SessionWrites:
         given_message_ids: list[str] | None = None,
     ) -> AppendResult:
         raise NotImplementedError
+
+    def switch_session(
+        self, session_key: str, session_id: str, *, reason: str = "resume"
+    ) -> AppendResult | None:
+        """Make ``session_id`` the key's active session; a no-op (None) if it already is.
+
+        A session purged by retention cannot become active again (its transcript is gone).
+        """
+        check_reason(reason)
+        locked = [session_stream(session_id), key_stream(session_key)]
+        with self.store.transaction(streams=locked) as conn:
+            if session_state(conn, session_id) == "purged":
+                raise SessionClosedError(session_id)
+            previous = active_session_in(conn, session_key)
+            if previous == session_id:
+                return None
+            event = SessionSwitched(
+                session_key=session_key,
+                session_id=session_id,
+                previous_session_id=previous,
+                reason=reason,  # type: ignore[arg-type]
+            )
+            part = StreamAppend(stream=key_stream(session_key), events=[event])
+            return self.store.append_in(conn, [part])[0]
+
+    def retract_messages(
+        self,
+        session_id: str,
+        count: int = 1,
+        *,
+        from_message_id: str | None = None,
+        reason: str | None = None,
+    ) -> AppendResult:
+        """Take back the last ``count`` live messages (``/undo``, ``/retry``), or rewind.
+
+        ``from_message_id`` rewinds instead: that message and every live one after it are
+        taken back (``count`` is then ignored; ``reason`` defaults to ``rewind``).
+        """
+        reason = reason or ("undo" if from_message_id is None else "rewind")
+        if reason not in ("undo", "retry", "rewind"):
+            raise InvalidArgumentError("reason", reason, "undo, retry or rewind")
+        if from_message_id is None and (
+            isinstance(count, bool) or not isinstance(count, int) or count < 1
+        ):
+            raise InvalidArgumentError("count", count, "an integer >= 1")
+        with self.store.transaction(streams=[session_stream(session_id)]) as conn:
+            require_open(conn, session_id)
+            if from_message_id is not None:
+                ids = live_from(conn, session_id, from_message_id)
+            else:
+                ids = list(conn.execute(LAST_LIVE, {"sid": session_id, "n": count}).scalars())
+                if len(ids) < count:
+                    raise InvalidArgumentError(
+                        "count", count, f"at most {len(ids)} (the live messages of {session_id!r})"
+                    )
+                ids.reverse()
+            return self._retract_in(conn, session_id, ids, reason)
+
+    def retract_turn(self, session_id: str, *, reason: str = "undo") -> AppendResult:
+        """Take back the last turn: the last live user message and everything after it.
+
+        ``/undo`` and ``/retry`` this way never leave an assistant's tool call without its
+        result, or a result without its call. A session without a live user message is an
+        :class:`InvalidArgumentError`.
+        """
+        if reason not in ("undo", "retry"):
+            raise InvalidArgumentError("reason", reason, "undo or retry")
+        with self.store.transaction(streams=[session_stream(session_id)]) as conn:
+            require_open(conn, session_id)
+            last_user = conn.execute(LAST_USER, {"sid": session_id}).scalar()
+            if last_user is None:
+                raise InvalidArgumentError(
+                    "session_id", session_id, "a session with a live user message"
+                )
+            ids = live_from(conn, session_id, str(last_user))
+            return self._retract_in(conn, session_id, ids, reason)
+
+    def _retract_in(
+        self, conn: sa.Connection, session_id: str, ids: list[str], reason: str
+    ) -> AppendResult:
+        event = MessagesRetracted(
+            session_id=session_id,
+            message_ids=ids,
+            reason=reason,  # type: ignore[arg-type]
+        )
+        part = StreamAppend(stream=session_stream(session_id), events=[event])
+        return self.store.append_in(conn, [part])[0]
 
     def close_session(
         self, session_id: str, *, reason: str = "closed", ended_at: dt.datetime | None = None

@@ -100,6 +100,10 @@ class AsyncLedger:
             model_config=model_config,
         )
 
+    async def ensure_session(self, session_key: str, **open_options: Any) -> str:
+        """See :meth:`Ledger.ensure_session`."""
+        return await self._run(self.ledger.ensure_session, session_key, **open_options)
+
     async def switch_session(
         self, session_key: str, session_id: str, *, reason: str = "resume"
     ) -> AppendResult | None:
@@ -164,6 +168,10 @@ class AsyncLedger:
             from_message_id=from_message_id,
             reason=reason,
         )
+
+    async def retract_turn(self, session_id: str, *, reason: str = "undo") -> AppendResult:
+        """See :meth:`Ledger.retract_turn`."""
+        return await self._run(self.ledger.retract_turn, session_id, reason=reason)
 
     async def close_session(
         self, session_id: str, *, reason: str = "closed", ended_at: dt.datetime | None = None

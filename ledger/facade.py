@@ -15,27 +15,23 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-import msgspec
+import sqlalchemy as sa
 
 from ledger import plugins
 from ledger._preconditions import (
-    LAST_LIVE,
     active_session_in,
     build_message,
     check_reason,
-    live_from,
     message_id_for,
     require_new_message_ids,
     require_open,
     session_state,
 )
-from ledger._sessions import SessionWrites
+from ledger._sessions import SessionWrites, convert
 from ledger.cache import AgentCache
 from ledger.config import Settings
 from ledger.errors import (
     InvalidArgumentError,
-    InvalidEventError,
-    SessionClosedError,
     SessionNotFoundError,
 )
 from ledger.events import (
@@ -62,6 +58,45 @@ E = TypeVar("E", bound=Event)
 def new_session_id() -> str:
     """A new session id that sorts by creation time: ``20261126_051941_3fa2c9d1``."""
     return dt.datetime.now(dt.UTC).strftime("%Y%m%d_%H%M%S_") + secrets.token_hex(4)
+
+
+def _opened(
+    session_key: str,
+    *,
+    session_id: str | None = None,
+    source: str = "cli",
+    reason: str = "new",
+    model_config: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> SessionOpened:
+    """A validated ``SessionOpened`` from :meth:`Ledger.open_session`'s arguments."""
+    check_reason(reason)
+    unknown = sorted(set(fields) - _OPEN_FIELDS)
+    if unknown:
+        raise InvalidArgumentError(unknown[0], fields[unknown[0]], "an open_session option")
+    return convert(
+        SessionOpened,
+        session_id=session_id or new_session_id(),
+        session_key=session_key,
+        source=source,
+        reason=reason,
+        model_config=None if model_config is None else dict(model_config),
+        **fields,
+    )
+
+
+#: The other keyword options of ``open_session``.
+_OPEN_FIELDS = frozenset(
+    ("parent_session_id", "user_id", "model", "title", "started_at", "system_prompt")
+)
+
+
+def _opening_locks(opened: SessionOpened) -> list[str]:
+    """The streams an opening locks: the key's first, so openings of one key queue."""
+    locked = [key_stream(opened.session_key), session_stream(opened.session_id)]
+    if opened.parent_session_id is not None:
+        locked.append(session_stream(opened.parent_session_id))
+    return locked
 
 
 class Ledger(SessionWrites):
@@ -117,72 +152,58 @@ class Ledger(SessionWrites):
         ``parent_session_id`` links a child session to its parent. ``started_at`` is the
         gateway's own time (timezone-aware; default: the log's). Returns the session id.
         """
-        check_reason(reason)
-        session_id = session_id or new_session_id()
-        fields = {
-            "session_id": session_id,
-            "session_key": session_key,
-            "source": source,
-            "reason": reason,
-            "parent_session_id": parent_session_id,
-            "user_id": user_id,
-            "model": model,
-            "title": title,
-            "started_at": started_at,
-            "system_prompt": system_prompt,
-            "model_config": None if model_config is None else dict(model_config),
-        }
-        try:
-            opened = msgspec.convert(fields, SessionOpened)
-        except msgspec.ValidationError as exc:
-            raise InvalidEventError("SessionOpened", str(exc)) from exc
-        locked = [key_stream(session_key), session_stream(session_id)]
-        if parent_session_id is not None:
-            locked.append(session_stream(parent_session_id))
-        with self.store.transaction(streams=locked) as conn:
-            if parent_session_id is not None:
-                session_state(conn, parent_session_id)
-            previous = active_session_in(conn, session_key)
-            switched = SessionSwitched(
-                session_key=session_key,
-                session_id=session_id,
-                previous_session_id=previous,
-                reason=opened.reason,
-            )
-            self.store.append_in(
-                conn,
-                [
-                    StreamAppend(
-                        stream=session_stream(session_id), events=[opened], expected_sequence=0
-                    ),
-                    StreamAppend(stream=key_stream(session_key), events=[switched]),
-                ],
-            )
-        return session_id
+        opened = _opened(
+            session_key,
+            session_id=session_id,
+            source=source,
+            reason=reason,
+            parent_session_id=parent_session_id,
+            user_id=user_id,
+            model=model,
+            title=title,
+            started_at=started_at,
+            system_prompt=system_prompt,
+            model_config=model_config,
+        )
+        with self.store.transaction(streams=_opening_locks(opened)) as conn:
+            self._open_in(conn, opened)
+        return opened.session_id
 
-    def switch_session(
-        self, session_key: str, session_id: str, *, reason: str = "resume"
-    ) -> AppendResult | None:
-        """Make ``session_id`` the key's active session; a no-op (None) if it already is.
+    def ensure_session(self, session_key: str, **open_options: Any) -> str:
+        """The key's active OPEN session, or a new one opened atomically (``open_options`` as
+        for :meth:`open_session`).
 
-        A session purged by retention cannot become active again (its transcript is gone).
+        Two processes or coroutines calling this for a new key get the same session: the check
+        and the open run in one transaction holding the key stream's lock. A closed active
+        session gets a successor.
         """
-        check_reason(reason)
-        locked = [session_stream(session_id), key_stream(session_key)]
-        with self.store.transaction(streams=locked) as conn:
-            if session_state(conn, session_id) == "purged":
-                raise SessionClosedError(session_id)
-            previous = active_session_in(conn, session_key)
-            if previous == session_id:
-                return None
-            event = SessionSwitched(
-                session_key=session_key,
-                session_id=session_id,
-                previous_session_id=previous,
-                reason=reason,  # type: ignore[arg-type]
-            )
-            part = StreamAppend(stream=key_stream(session_key), events=[event])
-            return self.store.append_in(conn, [part])[0]
+        opened = _opened(session_key, **open_options)
+        with self.store.transaction(streams=_opening_locks(opened)) as conn:
+            active = active_session_in(conn, session_key)
+            if active is not None and session_state(conn, active) == "open":
+                return active
+            self._open_in(conn, opened)
+        return opened.session_id
+
+    def _open_in(self, conn: sa.Connection, opened: SessionOpened) -> None:
+        """Append ``opened`` and the key's switch to it, in the caller's transaction."""
+        if opened.parent_session_id is not None:
+            session_state(conn, opened.parent_session_id)
+        switched = SessionSwitched(
+            session_key=opened.session_key,
+            session_id=opened.session_id,
+            previous_session_id=active_session_in(conn, opened.session_key),
+            reason=opened.reason,
+        )
+        self.store.append_in(
+            conn,
+            [
+                StreamAppend(
+                    stream=session_stream(opened.session_id), events=[opened], expected_sequence=0
+                ),
+                StreamAppend(stream=key_stream(opened.session_key), events=[switched]),
+            ],
+        )
 
     def append_message(
         self,
@@ -270,49 +291,10 @@ class Ledger(SessionWrites):
                 require_new_message_ids(conn, session_id, given_message_ids or [])
             return self.store.append_in(conn, [part], [rows])[0]
 
-    def retract_messages(
-        self,
-        session_id: str,
-        count: int = 1,
-        *,
-        from_message_id: str | None = None,
-        reason: str | None = None,
-    ) -> AppendResult:
-        """Take back the last ``count`` live messages (``/undo``, ``/retry``), or rewind.
-
-        ``from_message_id`` rewinds instead: that message and every live one after it are
-        taken back (``count`` is then ignored; ``reason`` defaults to ``rewind``).
-        """
-        reason = reason or ("undo" if from_message_id is None else "rewind")
-        if reason not in ("undo", "retry", "rewind"):
-            raise InvalidArgumentError("reason", reason, "undo, retry or rewind")
-        if from_message_id is None and (
-            isinstance(count, bool) or not isinstance(count, int) or count < 1
-        ):
-            raise InvalidArgumentError("count", count, "an integer >= 1")
-        with self.store.transaction(streams=[session_stream(session_id)]) as conn:
-            require_open(conn, session_id)
-            if from_message_id is not None:
-                ids = live_from(conn, session_id, from_message_id)
-            else:
-                ids = list(conn.execute(LAST_LIVE, {"sid": session_id, "n": count}).scalars())
-                if len(ids) < count:
-                    raise InvalidArgumentError(
-                        "count", count, f"at most {len(ids)} (the live messages of {session_id!r})"
-                    )
-                ids.reverse()
-            event = MessagesRetracted(
-                session_id=session_id,
-                message_ids=ids,
-                reason=reason,  # type: ignore[arg-type]
-            )
-            part = StreamAppend(stream=session_stream(session_id), events=[event])
-            return self.store.append_in(conn, [part])[0]
-
     # -- reads -------------------------------------------------------------------------------
 
     def active_session(self, session_key: str) -> str | None:
-        """The key's active session, ``None`` for a new key."""
+        """The key's active open session; ``None`` for a new key or a closed session."""
         return self.views.active_session(session_key)
 
     def head(self, session_id: str) -> SessionHead | None:

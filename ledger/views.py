@@ -149,7 +149,11 @@ class SessionViews:
         self._head = sa.select(h).where(h.c.session_id == sa.bindparam("session_id"))
         self._sequence = sa.select(h.c.sequence).where(h.c.session_id == sa.bindparam("sid"))
         k = session_keys
-        self._active = sa.select(k.c.session_id).where(k.c.session_key == sa.bindparam("key"))
+        self._active = (
+            sa.select(k.c.session_id)
+            .join(h, h.c.session_id == k.c.session_id)
+            .where(k.c.session_key == sa.bindparam("key"), h.c.state == "open")
+        )
 
     def head(self, session_id: str) -> SessionHead | None:
         """The head of ``session_id``, ``None`` when no such session exists."""
@@ -173,7 +177,8 @@ class SessionViews:
         return SessionUsage(**{name: row[name] for name in _USAGE_FIELDS})
 
     def active_session(self, session_key: str) -> str | None:
-        """The session currently active under ``session_key``, ``None`` when the key is new."""
+        """The open session active under ``session_key``; ``None`` when the key is new or its
+        session has been closed (:meth:`Ledger.ensure_session` then opens a successor)."""
         with self._lookup.connect() as conn:
             value = conn.execute(self._active, {"key": session_key}).scalar()
         return None if value is None else str(value)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import secrets
 import socket
 import threading
 import uuid
@@ -62,9 +63,19 @@ class InlineProjection(Protocol):
         """Fold ``records`` (just written, in position order) into the view."""
 
 
+_WRITER_SUFFIX: dict[int, str] = {}
+
+
 def default_writer() -> str:
-    """``<hostname>:<pid>``, the writer id of this process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``<hostname>:<pid>:<random>``, the writer id of this process for its lifetime.
+
+    The random part keeps two containers whose processes are both PID 1 on hosts of one name,
+    or a PID reused after a restart, from passing as one writer (the agent cache would take
+    each other's writes as its own). A forked child gets its own.
+    """
+    pid = os.getpid()
+    suffix = _WRITER_SUFFIX.setdefault(pid, secrets.token_hex(4))
+    return f"{socket.gethostname()}:{pid}:{suffix}"
 
 
 def _recorded(row: dict[str, Any], sequence: int, position: int, event: Event) -> RecordedEvent:
