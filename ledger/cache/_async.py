@@ -146,7 +146,7 @@ class AsyncAgentCache:
         session_id: str,
         signature: Any,
         build: Callable[[], Awaitable[T]],
-    ) -> tuple[Any, CacheDecision]:
+    ) -> tuple[T, CacheDecision]:
         """The key's agent for this turn: the cached one if it may serve, else ``await build()``.
 
         A failed or cancelled build is abandoned (the next caller builds) and its exception
@@ -154,7 +154,8 @@ class AsyncAgentCache:
         """
         decision = await self.check(session_key, session_id, signature)
         if decision.reuse:
-            return decision.agent, decision
+            cached: T = decision.agent  # what an earlier ``build`` of this key returned
+            return cached, decision
         try:
             agent = await build()
         except BaseException:

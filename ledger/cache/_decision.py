@@ -52,7 +52,7 @@ def decide(
     live: int | None,
     between: Callable[[int, int], Verdict],
 ) -> tuple[Action, Reason]:
-    """The decision table of DESIGN §7 as a pure function (shared with ``ledger replay``).
+    """The decision table above as a pure function (shared with ``ledger replay``).
 
     ``between(baseline, live)`` classifies the events after the baseline up to the live head;
     it is only called when the head moved forward.

@@ -20,7 +20,7 @@ __all__ = ["LABELS", "TOTALS", "render_html", "replay_document"]
 #: How each guard is named for people.
 LABELS = {"legacy": "mutable counter", "hermes": "4-tuple fix", "ledger": "ledger"}
 
-#: The totals ``replay --json`` prints per guard (DESIGN §8).
+#: The totals ``replay --json`` prints per guard.
 TOTALS = ("turns", "rebuilds", "false_busts", "missed_changes")
 
 

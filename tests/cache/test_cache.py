@@ -1,4 +1,4 @@
-"""The agent cache's decision table (DESIGN §7), row by row, on both backends.
+"""The agent cache's decision table, row by row, on both backends.
 
 Each test drives the log through a store (this gateway's writes) and, where a foreign write is
 needed, through a second store with another ``writer`` on the same database.

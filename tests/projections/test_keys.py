@@ -1,7 +1,7 @@
 """The ``keys`` inline projection: the active session of every ``session_key``.
 
 A ``SessionSwitched`` lives in the ``key-<session_key>`` stream only, so these tests also pin
-DESIGN.md's rule that switching never moves any session's head ``sequence``.
+the rule that switching never moves any session's head ``sequence``.
 """
 
 from __future__ import annotations

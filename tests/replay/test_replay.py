@@ -1,4 +1,4 @@
-"""``ledger replay``'s simulation on hand-built logs with known answers (DESIGN §8)."""
+"""``ledger replay``'s simulation on hand-built logs with known answers."""
 
 from __future__ import annotations
 
