@@ -151,8 +151,11 @@ class SessionViews:
         k = session_keys
         self._active = (
             sa.select(k.c.session_id)
-            .join(h, h.c.session_id == k.c.session_id)
-            .where(k.c.session_key == sa.bindparam("key"), h.c.state == "open")
+            .join(h, h.c.session_id == k.c.session_id, isouter=True)
+            .where(
+                k.c.session_key == sa.bindparam("key"),
+                sa.or_(h.c.state.is_(None), h.c.state == "open"),
+            )
         )
 
     def head(self, session_id: str) -> SessionHead | None:
