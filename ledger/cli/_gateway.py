@@ -12,16 +12,20 @@ from pathlib import Path
 import click
 import msgspec
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from ledger.cli._common import emit_json, json_option, open_store, url_option
 from ledger.cli._demo import run_demo
+from ledger.cli._render import (
+    DEFAULT_MAX_CHARS,
+    head_summary,
+    message_text,
+    print_whole,
+    sessions_table,
+)
 from ledger.facade import Ledger
 
 __all__ = ["bench", "demo", "sessions", "show", "tail"]
-
-_ROLE_STYLE = {"user": "bold cyan", "assistant": "green", "tool": "yellow", "system": "magenta"}
 
 
 def _console() -> Console:
@@ -113,7 +117,7 @@ def sessions(
     offset: int,
     as_json: bool,
 ) -> None:
-    """List sessions, most recently updated first."""
+    """List sessions, most recent gateway activity first (--json: every head field)."""
     with open_store(url) as store:
         heads = Ledger(store).sessions(
             session_key=session_key, source=source, state=state, limit=limit, offset=offset
@@ -121,34 +125,25 @@ def sessions(
     if as_json:
         emit_json(msgspec.to_builtins(heads))
         return
-    table = Table()
-    for column in ("session_id", "key", "source", "state", "messages", "sequence", "title"):
-        table.add_column(column)
-    for head in heads:
-        table.add_row(
-            *(
-                escape(value)
-                for value in (
-                    head.session_id,
-                    head.session_key or "",
-                    head.source or "",
-                    head.state,
-                    str(head.message_count),
-                    str(head.sequence),
-                    head.title or "",
-                )
-            )
-        )
-    _console().print(table)
+    print_whole(_console(), sessions_table(heads))
 
 
 @click.command()
 @url_option
 @click.argument("session_id")
 @click.option("--all", "include_retracted", is_flag=True, help="Also show retracted messages.")
+@click.option(
+    "--max-chars",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_CHARS,
+    show_default=True,
+    help="Cap each message and the system prompt at N characters (0: no cap; not --json).",
+)
 @json_option
-def show(url: str | None, session_id: str, include_retracted: bool, as_json: bool) -> None:
-    """Print the transcript of SESSION_ID (retractions applied)."""
+def show(
+    url: str | None, session_id: str, include_retracted: bool, max_chars: int, as_json: bool
+) -> None:
+    """Print the transcript of SESSION_ID (retractions applied; --json: every field)."""
     with open_store(url) as store:
         ledger = Ledger(store)
         head = ledger.head(session_id)
@@ -158,14 +153,9 @@ def show(url: str | None, session_id: str, include_retracted: bool, as_json: boo
         return
     console = _console()
     assert head is not None
-    console.print(
-        f"[bold]{escape(session_id)}[/] key={escape(head.session_key or '')} state={head.state} "
-        f"sequence={head.sequence} messages={head.message_count}"
-    )
+    console.print(head_summary(head, max_chars), soft_wrap=True)
     for message in messages:
-        style = "strike dim" if message.retracted else _ROLE_STYLE.get(message.role, "")
-        console.print(f"[{style}]{message.sequence:>5} {message.role:>9}[/] ", end="")
-        console.print(message.content, markup=False)
+        console.print(message_text(message, max_chars), soft_wrap=True)
 
 
 @click.command()
