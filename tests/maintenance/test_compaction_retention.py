@@ -20,6 +20,7 @@ from ledger.schema import (
     projection_snapshots,
     search_documents,
     session_heads,
+    session_keys,
     session_tombstones,
     usage_daily,
 )
@@ -196,12 +197,18 @@ def test_retention_keeps_the_active_session_of_a_key(
 def test_retention_purges_the_active_session_of_a_key_when_closed(
     ledger: Ledger, retained: dict[str, str]
 ) -> None:
-    """A closed active session is purged; the key still points at it (its head remains)."""
+    """A closed active session is purged; the keys view still points at it (its tombstone head
+    remains), and ``active_session`` names no session, since the key's session is not open."""
     retention(ledger.store, older_than=AGE)
     head = ledger.head(retained["closed_active"])
     assert head is not None
     assert head.state == "purged"
-    assert ledger.active_session(OTHER_KEY) == retained["closed_active"]
+    with ledger.store.engine.connect() as conn:
+        pointed = conn.execute(
+            sa.select(session_keys.c.session_id).where(session_keys.c.session_key == OTHER_KEY)
+        ).scalar()
+    assert pointed == retained["closed_active"]
+    assert ledger.active_session(OTHER_KEY) is None
 
 
 def test_retention_skips_sessions_younger_than_the_age(
