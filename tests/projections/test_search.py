@@ -161,3 +161,134 @@ def test_a_retraction_in_the_same_batch_as_its_message_removes_it(
     runner.catch_up()
     assert views.search("ephemeral") == []
     assert _documents(store) == 0
+
+
+@pytest.mark.parametrize("query", ["東京", "天気", "晴れ"])
+def test_search_finds_a_two_character_japanese_word(
+    store: EventStore, runner: ProjectionRunner, views: SessionViews, query: str
+) -> None:
+    """Japanese has no spaces: a two-character word inside a run of text is found."""
+    message = controls.message("a", "東京の天気は晴れです")
+    store.append("session-a", [controls.opened("a"), message])
+    runner.catch_up()
+    assert [hit.message_id for hit in views.search(query)] == [message.message_id]
+
+
+def test_search_finds_a_chinese_word(
+    store: EventStore, runner: ProjectionRunner, views: SessionViews
+) -> None:
+    """A Chinese word in the middle of a sentence is found, another city is not."""
+    message = controls.message("a", "我们明天去北京开会。")
+    store.append("session-a", [controls.opened("a"), message])
+    runner.catch_up()
+    assert [hit.message_id for hit in views.search("北京")] == [message.message_id]
+    assert views.search("上海") == []
+
+
+def test_search_finds_a_korean_word_with_a_particle_attached(
+    store: EventStore, runner: ProjectionRunner, views: SessionViews
+) -> None:
+    """Korean attaches particles to words ("날씨는"): the bare word "날씨" is found."""
+    message = controls.message("a", "서울의 날씨는 맑습니다")
+    store.append("session-a", [controls.opened("a"), message])
+    runner.catch_up()
+    assert [hit.message_id for hit in views.search("날씨")] == [message.message_id]
+
+
+def test_search_finds_a_thai_word_with_tone_marks(
+    store: EventStore, runner: ProjectionRunner, views: SessionViews
+) -> None:
+    """Thai runs words together and writes tone marks as combining marks: "ง่าย" is found."""
+    message = controls.message("a", "ภาษาไทยง่ายนิดเดียว")
+    store.append("session-a", [controls.opened("a"), message])
+    runner.catch_up()
+    assert [hit.message_id for hit in views.search("ง่าย")] == [message.message_id]
+
+
+def test_search_with_a_mixed_query_requires_every_word(
+    store: EventStore, runner: ProjectionRunner, views: SessionViews
+) -> None:
+    """``東京 weather`` finds only the message holding both words, not those with one."""
+    both = controls.message("a", "the weather in 東京 is sunny")
+    tokyo = controls.message("a", "東京の天気は晴れです")
+    weather = controls.message("a", "the weather in Paris")
+    store.append("session-a", [controls.opened("a"), both, tokyo, weather])
+    runner.catch_up()
+    assert [hit.message_id for hit in views.search("東京 weather")] == [both.message_id]
+
+
+def test_search_with_a_mixed_query_ignores_the_case_of_latin_words(
+    store: EventStore, runner: ProjectionRunner, views: SessionViews
+) -> None:
+    """As in full-text search, "WEATHER" next to a CJK word matches "Weather"."""
+    message = controls.message("a", "The Weather in 東京 is sunny")
+    store.append("session-a", [controls.opened("a"), message])
+    runner.catch_up()
+    assert [hit.message_id for hit in views.search("東京 WEATHER")] == [message.message_id]
+
+
+def test_search_snippet_brackets_the_cjk_match(
+    store: EventStore, runner: ProjectionRunner, views: SessionViews
+) -> None:
+    """The snippet of a substring hit is the text around it, the matched word in brackets."""
+    store.append("session-a", [controls.opened("a"), controls.message("a", "東京の天気は晴れです")])
+    runner.catch_up()
+    (hit,) = views.search("天気")
+    assert hit.snippet == "東京の[天気]は晴れです"
+
+
+def test_search_snippet_of_a_long_cjk_message_is_cut_around_the_match(
+    store: EventStore, runner: ProjectionRunner, views: SessionViews
+) -> None:
+    """A long message's snippet keeps 30 characters either side of the match, cut with '…'."""
+    text = "あ" * 200 + "東京" + "い" * 200
+    store.append("session-a", [controls.opened("a"), controls.message("a", text)])
+    runner.catch_up()
+    (hit,) = views.search("東京")
+    assert hit.snippet == "…" + "あ" * 30 + "[東京]" + "い" * 30 + "…"
+
+
+def test_search_for_cjk_ranks_more_occurrences_first(
+    store: EventStore, runner: ProjectionRunner, views: SessionViews
+) -> None:
+    """A message naming the word three times outranks one naming it once."""
+    once = controls.message("a", "東京に行きます")
+    thrice = controls.message("a", "東京、東京、また東京")
+    store.append("session-a", [controls.opened("a"), once, thrice])
+    runner.catch_up()
+    hits = views.search("東京")
+    assert [h.message_id for h in hits] == [thrice.message_id, once.message_id]
+    assert (hits[0].rank, hits[1].rank) == (3.0, 1.0)
+
+
+def test_search_for_cjk_filters_by_session_id(
+    store: EventStore, runner: ProjectionRunner, views: SessionViews
+) -> None:
+    """``session_id=`` keeps only substring hits from that session."""
+    store.append("session-a", [controls.opened("a", "k1"), controls.message("a", "東京タワー")])
+    b1 = controls.message("b", "東京の夜")
+    store.append("session-b", [controls.opened("b", "k2"), b1])
+    runner.catch_up()
+    assert [h.message_id for h in views.search("東京", session_id="b")] == [b1.message_id]
+    assert views.search("タワー", session_id="b") == []
+
+
+def test_search_for_cjk_limit_caps_the_number_of_hits(
+    store: EventStore, runner: ProjectionRunner, views: SessionViews
+) -> None:
+    """``limit=`` returns at most that many substring hits."""
+    texts = ["東京タワー", "東京駅", "東京の夜"]
+    store.append("session-a", [controls.opened("a"), *(controls.message("a", t) for t in texts)])
+    runner.catch_up()
+    assert len(views.search("東京")) == 3
+    assert len(views.search("東京", limit=2)) == 2
+
+
+def test_search_for_a_cjk_word_that_occurs_nowhere_returns_nothing(
+    store: EventStore, runner: ProjectionRunner, views: SessionViews
+) -> None:
+    """A CJK query that no message holds returns an empty list."""
+    _seed(store)
+    store.append("session-c", [controls.opened("c", "k3"), controls.message("c", "東京の天気")])
+    runner.catch_up()
+    assert views.search("大阪") == []
