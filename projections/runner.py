@@ -11,13 +11,14 @@ lock, so batches are kept short (``batch_size`` events) to let appends through b
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from ledger.errors import InvalidArgumentError, LedgerError, ProjectionError
 from ledger.records import RecordedEvent
-from ledger.store import EventStore
+from ledger.store import EventStore, log_end
 from projections.base import Projection
-from projections.checkpoint import lock_checkpoint, save_checkpoint
+from projections.checkpoint import lock_checkpoint, read_checkpoints, save_checkpoint
 
 __all__ = ["ProjectionRunner", "catch_up"]
 
@@ -74,6 +75,12 @@ class ProjectionRunner:
                     progress(applied)
         return total
 
+    def reached(self, position: int) -> bool:
+        """Whether every projection's checkpoint is at ``position`` or beyond."""
+        with self.store.engine.connect() as conn:
+            checkpoints = read_checkpoints(conn)
+        return all(checkpoints.get(p.name, 0) >= position for p in self.projections)
+
     def run(self, stop: threading.Event, *, poll_interval: float = 0.5) -> None:
         """Catch up, then tail the log until ``stop`` is set (polling when idle)."""
         while not stop.is_set():
@@ -81,13 +88,24 @@ class ProjectionRunner:
                 stop.wait(poll_interval)
 
 
-def catch_up(store: EventStore) -> int:
+def catch_up(store: EventStore, *, wait: float = 2.0) -> int:
     """Bring every installed asynchronous projection up to the end of the log.
 
     Registered as the ``session_ledger.runners`` entry point, so ``Ledger.search`` can read its
-    own writes without ``ledger`` importing this package.
+    own writes without ``ledger`` importing this package. Read-your-writes: everything committed
+    when the call starts is applied before it returns. On PostgreSQL a reader stops below the
+    oldest transaction still writing anywhere in the cluster (see docs/log.md), so while some
+    other transaction is open this waits for it, for up to ``wait`` seconds, polling; after
+    that it returns what it could apply (the rest follows on the next call).
     """
     from projections.registry import all_projections
 
     runner = ProjectionRunner(store, [p for p in all_projections() if not p.inline])
-    return runner.catch_up()
+    with store.engine.connect() as conn:
+        target = log_end(conn, final_only=False)
+    deadline = time.monotonic() + wait
+    applied = runner.catch_up()
+    while not runner.reached(target) and time.monotonic() < deadline:
+        time.sleep(0.01)
+        applied += runner.catch_up()
+    return applied

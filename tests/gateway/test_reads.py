@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from ledger import AgentCache, InvalidArgumentError, Ledger, MessageAppended, SessionNotFoundError
+from ledger import (
+    AgentCache,
+    InvalidArgumentError,
+    Ledger,
+    MessageAppended,
+    SessionNotFoundError,
+    StreamAppend,
+)
 from ledger.facade import session_stream
 from tests.gateway.support import KEY
 
@@ -116,3 +123,37 @@ def test_cache_returns_an_agent_cache_with_the_ledger_writer(ledger: Ledger) -> 
     assert cache.writer == "gateway-1"
     assert cache.event_store is ledger.store
     assert cache.max_entries == 4
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_search_reads_its_own_write_while_another_transaction_is_open(ledger: Ledger) -> None:
+    """An older transaction still open elsewhere holds the reader's horizon back; a fresh
+    search waits for it (briefly) instead of missing the message just written."""
+    import threading
+
+    from tests import controls
+
+    other = ledger.open_session("k:other")
+    opened = threading.Event()
+    release = threading.Event()
+
+    def hold_a_write_open() -> None:
+        with ledger.store.transaction(streams=[session_stream(other)]) as conn:
+            part = StreamAppend(stream=session_stream(other), events=[controls.message(other)])
+            ledger.store.append_in(conn, [part])
+            opened.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_a_write_open)
+    holder.start()
+    try:
+        opened.wait(10)
+        session_id = ledger.open_session(KEY)
+        ledger.append_message(session_id, "user", "kumquat harvest")
+        threading.Timer(0.3, release.set).start()
+        hits = ledger.search("kumquat")
+    finally:
+        release.set()
+        holder.join(10)
+    assert [h.session_id for h in hits] == [session_id]
