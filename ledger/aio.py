@@ -43,10 +43,13 @@ class AsyncLedger:
         *,
         writer: str | None = None,
         settings: Settings | None = None,
+        create: bool = True,
         max_workers: int = 8,
     ) -> AsyncLedger:
         """Open (and on SQLite, create and migrate) the ledger without blocking the loop."""
-        ledger = await asyncio.to_thread(Ledger.open, url, writer=writer, settings=settings)
+        ledger = await asyncio.to_thread(
+            Ledger.open, url, writer=writer, settings=settings, create=create
+        )
         return cls(ledger, max_workers=max_workers)
 
     async def _run(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -11,6 +11,7 @@ variable                       meaning (default)
 ``LEDGER_SQLITE_SYNCHRONOUS``  ``FULL`` (survives power loss) or ``NORMAL`` (faster, WAL-safe)
 ``LEDGER_BUSY_TIMEOUT_MS``     how long a SQLite writer waits for the lock (``30000``)
 ``LEDGER_MAX_EVENT_BYTES``     largest encoded event accepted by ``append`` (``67108864``, 64 MiB)
+``LEDGER_REQUIRE_URL``         ``1``: refuse the embedded default; a URL must be given (``0``)
 =============================  ===============================================================
 """
 
@@ -44,6 +45,15 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ConfigurationError(name, env[name], "1 or 0")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """The ledger's configuration; build with :meth:`from_env`."""
@@ -53,6 +63,9 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     busy_timeout_ms: int = 30_000
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    #: ``LEDGER_REQUIRE_URL=1``: refuse to fall back to the embedded file (a container whose
+    #: URL is missing must fail, not write chats to an ephemeral disk).
+    require_url: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +85,7 @@ class Settings:
             sqlite_synchronous=synchronous,
             busy_timeout_ms=_positive_int(env, "LEDGER_BUSY_TIMEOUT_MS", 30_000),
             max_event_bytes=_positive_int(env, "LEDGER_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
+            require_url=_flag(env, "LEDGER_REQUIRE_URL"),
         )
 
     def resolve_url(self, url: str | None) -> str:
@@ -80,4 +94,8 @@ class Settings:
             return url
         if self.database_url:
             return self.database_url
+        if self.require_url:
+            raise ConfigurationError(
+                "LEDGER_DATABASE_URL", "", "a database URL (LEDGER_REQUIRE_URL=1 is set)"
+            )
         return f"sqlite:///{self.home / 'ledger.db'}"

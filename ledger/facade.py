@@ -108,10 +108,16 @@ class Ledger(SessionWrites):
 
     @classmethod
     def open(
-        cls, url: str | None = None, *, writer: str | None = None, settings: Settings | None = None
+        cls,
+        url: str | None = None,
+        *,
+        writer: str | None = None,
+        settings: Settings | None = None,
+        create: bool = True,
     ) -> Ledger:
-        """Open the ledger at ``url`` (same rules as :meth:`EventStore.open`)."""
-        return cls(EventStore.open(url, writer=writer, settings=settings))
+        """Open the ledger at ``url`` (same rules as :meth:`EventStore.open`; ``create=False``
+        never creates or migrates a database)."""
+        return cls(EventStore.open(url, writer=writer, settings=settings, create=create))
 
     def close(self) -> None:
         """Close the underlying store."""

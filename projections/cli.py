@@ -29,7 +29,7 @@ def projections() -> None:
 @json_option
 def status_command(url: str | None, as_json: bool) -> None:
     """Each projection with its checkpoint and lag behind the log."""
-    with open_store(url) as store:
+    with open_store(url, create=False) as store:
         rows = maintenance.status(store, select(None))
     if as_json:
         emit_json(msgspec.to_builtins(rows))
@@ -81,7 +81,7 @@ def rebuild_command(url: str | None, name: str | None, from_snapshot: bool, as_j
 def verify_command(url: str | None, name: str | None, as_json: bool) -> None:
     """Compare NAME (default: every projection) with the log; exit 1 on any mismatch."""
     mismatches: list[maintenance.Mismatch] = []
-    with open_store(url) as store:
+    with open_store(url, create=False) as store:
         total = store.last_position()
         for projection in select(name):
             with _progress(f"verify {projection.name}", total, as_json) as advance:

@@ -1,38 +1,45 @@
 """``ledger bench``: a quick, self-contained measurement of the hot paths on this machine.
 
-It measures, in one run on a scratch SQLite file (or on the database given with ``--url``,
-where it appends to a ``session-bench`` stream and creates and drops a ``bench_rows`` table: give
-it a scratch database), against the physical limit of the same write in the same run:
+It measures, in one run on a throwaway database, against the physical limit of the same write
+in the same run:
 
 * single-event appends through :meth:`EventStore.append` vs SQLAlchemy Core one-row commits;
 * 1,000-event appends vs the driver's ``executemany`` of 1,000 rows in one transaction;
 * the agent cache's per-turn head read (``SessionViews.head_sequence``), median and p99;
 * replay throughput of all three guards over the log just written.
 
+It never writes into a ledger. Without ``--url`` it runs on a temporary SQLite file. With a
+PostgreSQL ``--url`` it runs in a temporary schema it creates and drops (so the server's disk
+and settings are measured, not its data touched). A SQLite ``--url`` must be a scratch file:
+one that holds a ledger is refused, and any other needs ``--scratch-ok``.
+
 The fuller, interleaved benchmarks live in ``benchmarks/`` of the source tree.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
 import sqlalchemy as sa
 
 from ledger.config import Settings
+from ledger.errors import InvalidArgumentError
 from ledger.events import MessageAppended, SessionOpened
 from ledger.replay import replay
-from ledger.store import EventStore
-from ledger.store.database import create_engine
+from ledger.store import EventStore, migration
+from ledger.store.database import create_engine, normalize_url
 from ledger.streams import session_stream
 from ledger.views import SessionViews
 
-__all__ = ["BenchReport", "run_bench"]
+__all__ = ["BenchReport", "run_bench", "scratch_database"]
 
 _PAYLOAD = "x" * 200
 
@@ -76,10 +83,55 @@ def _message(session: str, index: int) -> MessageAppended:
     )
 
 
-def run_bench(url: str | None = None, *, singles: int = 500, batches: int = 10) -> BenchReport:
-    """Run every measurement and return the figures."""
-    with tempfile.TemporaryDirectory() as folder:
-        target = url or f"sqlite:///{Path(folder) / 'bench.db'}"
+@contextmanager
+def scratch_database(url: str | None, *, scratch_ok: bool = False) -> Iterator[str]:
+    """A URL bench may write to: a temporary file or schema, or a SQLite scratch file."""
+    if url is None:
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite:///{Path(folder) / 'bench.db'}"
+        return
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        schema = f"ledger_bench_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(parsed, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+            try:
+                scoped = parsed.update_query_dict({"options": f"-csearch_path={schema}"})
+                target = scoped.render_as_string(hide_password=False)
+                engine = create_engine(target)
+                try:
+                    migration.upgrade(engine)
+                finally:
+                    engine.dispose()
+                yield target
+            finally:
+                with admin.connect() as conn:
+                    conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            admin.dispose()
+        return
+    path = Path(parsed.database or "").expanduser()
+    if path.is_file() and path.stat().st_size > 0:
+        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if tables & {"events", "alembic_version"}:
+            raise InvalidArgumentError(
+                "--url", str(path), "a scratch database: this one holds a ledger, left untouched"
+            )
+    if not scratch_ok:
+        raise InvalidArgumentError(
+            "--url", str(path), "--scratch-ok to write benchmark data into this SQLite file"
+        )
+    yield url
+
+
+def run_bench(
+    url: str | None = None, *, singles: int = 500, batches: int = 10, scratch_ok: bool = False
+) -> BenchReport:
+    """Run every measurement on a throwaway database (see the module) and return the figures."""
+    with scratch_database(url, scratch_ok=scratch_ok) as target:
         settings = Settings.from_env()
         engine = create_engine(target, settings)
         table = _baseline_table()

@@ -39,9 +39,13 @@ def emit_json(data: object) -> None:
 
 
 @contextmanager
-def open_store(url: str | None) -> Iterator[EventStore]:
-    """The store at ``url`` (or the configured default), closed on exit."""
-    store = EventStore.open(url)
+def open_store(url: str | None, *, create: bool = True) -> Iterator[EventStore]:
+    """The store at ``url`` (or the configured default), closed on exit.
+
+    Read-only commands pass ``create=False``: a mistyped SQLite path is then an error naming
+    it, never a new empty database.
+    """
+    store = EventStore.open(url, create=create)
     try:
         yield store
     finally:

@@ -10,7 +10,7 @@ import click
 from ledger.cli._common import emit_json, json_option, url_option
 from ledger.config import Settings
 from ledger.store import migration
-from ledger.store.database import create_engine
+from ledger.store.database import create_engine, require_existing
 
 __all__ = ["db"]
 
@@ -54,9 +54,32 @@ def db_upgrade(url: str | None, revision: str, as_json: bool) -> None:
 @db.command("downgrade")
 @url_option
 @click.argument("revision")
+@click.option("--yes", is_flag=True, help="Really remove what the downgrade removes.")
 @json_option
-def db_downgrade(url: str | None, revision: str, as_json: bool) -> None:
-    """Migrate the database down to REVISION (``base`` removes every table)."""
+def db_downgrade(url: str | None, revision: str, yes: bool, as_json: bool) -> None:
+    """Migrate the database down to REVISION (``base`` removes every table, the whole log).
+
+    Without --yes nothing happens: the command says what the downgrade would remove, then
+    exits 1.
+    """
+    if not yes:
+        settings = Settings.from_env()
+        resolved = settings.resolve_url(url)
+        require_existing(resolved)
+        engine = create_engine(resolved, settings)
+        try:
+            current = migration.current_revision(engine)
+        finally:
+            engine.dispose()
+        what = (
+            "EVERY ledger table, the whole log and its views"
+            if revision == "base"
+            else f"the schema changes after revision {revision}"
+        )
+        raise click.ClickException(
+            f"downgrading {current or '<empty>'} -> {revision} would remove {what}; "
+            "nothing was changed (pass --yes to do it)"
+        )
     _migrate(url, migration.downgrade, revision, "downgraded", as_json)
 
 
@@ -64,8 +87,11 @@ def db_downgrade(url: str | None, revision: str, as_json: bool) -> None:
 @url_option
 @json_option
 def db_current(url: str | None, as_json: bool) -> None:
-    """Show the database's revision and whether it is the head."""
-    engine = _engine(url)
+    """Show the database's revision and whether it is the head (creates nothing)."""
+    settings = Settings.from_env()
+    resolved = settings.resolve_url(url)
+    require_existing(resolved)
+    engine = create_engine(resolved, settings)
     try:
         current = migration.current_revision(engine)
     finally:

@@ -118,7 +118,7 @@ def sessions(
     as_json: bool,
 ) -> None:
     """List sessions, most recent gateway activity first (--json: every head field)."""
-    with open_store(url) as store:
+    with open_store(url, create=False) as store:
         heads = Ledger(store).sessions(
             session_key=session_key, source=source, state=state, limit=limit, offset=offset
         )
@@ -144,7 +144,7 @@ def show(
     url: str | None, session_id: str, include_retracted: bool, max_chars: int, as_json: bool
 ) -> None:
     """Print the transcript of SESSION_ID (retractions applied; --json: every field)."""
-    with open_store(url) as store:
+    with open_store(url, create=False) as store:
         ledger = Ledger(store)
         head = ledger.head(session_id)
         messages = ledger.transcript(session_id, include_retracted=include_retracted)
@@ -167,7 +167,7 @@ def show(
 def tail(url: str | None, after: int | None, interval: float, once: bool, as_json: bool) -> None:
     """Follow the log live, one line per event (Ctrl-C to stop)."""
     encoder = msgspec.json.Encoder()
-    with open_store(url) as store:
+    with open_store(url, create=False) as store:
         position = store.last_position() if after is None else after
         try:
             while True:
@@ -192,14 +192,21 @@ def tail(url: str | None, after: int | None, interval: float, once: bool, as_jso
 @url_option
 @click.option("--singles", default=500, show_default=True, help="Single-event appends.")
 @click.option("--batches", default=10, show_default=True, help="1,000-event appends.")
+@click.option(
+    "--scratch-ok", is_flag=True, help="Let bench write into the SQLite --url (never a ledger)."
+)
 @json_option
-def bench(url: str | None, singles: int, batches: int, as_json: bool) -> None:
-    """Measure appends, head reads and replay against the bare write, on this machine."""
+def bench(url: str | None, singles: int, batches: int, scratch_ok: bool, as_json: bool) -> None:
+    """Measure appends, head reads and replay against the bare write, on this machine.
+
+    Runs on a throwaway database: a temporary SQLite file, or with a PostgreSQL --url a
+    temporary schema it drops; it never writes into a ledger.
+    """
     from ledger.cli._bench import run_bench
 
     if not as_json:
-        click.echo("measuring (scratch SQLite unless --url)…", err=True)
-    report = run_bench(url, singles=singles, batches=batches)
+        click.echo("measuring on a throwaway database…", err=True)
+    report = run_bench(url, singles=singles, batches=batches, scratch_ok=scratch_ok)
     if as_json:
         emit_json(msgspec.to_builtins(report))
         return

@@ -40,7 +40,7 @@ def _records(
         lines = stack.enter_context(jsonl.open("rb"))
         codec = Codec(max_event_bytes=Settings.from_env().max_event_bytes)
         return read_jsonl(lines, codec), 0
-    store = stack.enter_context(open_store(url))
+    store = stack.enter_context(open_store(url, create=False))
     return store.read_all(batch_size=5000), store.last_position()
 
 

@@ -30,7 +30,7 @@ __all__ = ["export", "import_hermes_command", "import_jsonl"]
 @click.option("--after", default=0, show_default=True, help="Only events after this position.")
 def export(url: str | None, output: Path | None, after: int) -> None:
     """Write the log as JSON Lines (stdout, or --output FILE)."""
-    with open_store(url) as store:
+    with open_store(url, create=False) as store:
         total = max(0, store.last_position() - after)
         with progress_bar("export", total, quiet=output is None) as advance:
             records = store.read_all(after)

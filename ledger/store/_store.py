@@ -45,7 +45,7 @@ from ledger.store._postgres import HORIZON, MAX_EVENTS_PER_TRANSACTION, Postgres
 from ledger.store._prepare import prepare
 from ledger.store._reader import LogReader
 from ledger.store._sqlite import SqliteWritePath
-from ledger.store.database import WRITE, create_engine, is_sqlite
+from ledger.store.database import WRITE, create_engine, is_sqlite, require_existing
 
 __all__ = ["EventStore", "InlineProjection", "default_writer"]
 
@@ -142,18 +142,24 @@ class EventStore(LogReader):
         writer: str | None = None,
         settings: Settings | None = None,
         inline_projections: Sequence[InlineProjection] | None = None,
+        create: bool = True,
     ) -> EventStore:
         """Open the store at ``url`` (else ``LEDGER_DATABASE_URL``, else the embedded file).
 
-        A SQLite database is created and migrated to the head revision on first open. A
-        PostgreSQL database that is not at the head raises :class:`SchemaNotCurrentError`.
-        ``inline_projections=None`` applies the installed ones (``sessions``, ``keys``); pass
-        ``()`` for a bare log without views.
+        A SQLite database is created and migrated to the head revision on first open, unless
+        ``create=False`` (what read-only tools pass): then a missing file is an
+        :class:`InvalidArgumentError` naming its path, and an older schema is refused as on
+        PostgreSQL, where a database that is not at the head raises
+        :class:`SchemaNotCurrentError`. ``inline_projections=None`` applies the installed ones
+        (``sessions``, ``keys``); pass ``()`` for a bare log without views.
         """
         settings = settings or Settings.from_env()
-        engine = create_engine(settings.resolve_url(url), settings)
+        resolved = settings.resolve_url(url)
+        if not create:
+            require_existing(resolved)
+        engine = create_engine(resolved, settings)
         try:
-            migration.ensure_schema(engine)
+            migration.ensure_schema(engine, migrate=create)
         except BaseException:
             engine.dispose()
             raise

@@ -27,7 +27,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from ledger.config import Settings
-from ledger.errors import ConfigurationError, DatabaseError, LedgerError
+from ledger.errors import ConfigurationError, DatabaseError, InvalidArgumentError, LedgerError
 from ledger.store._errors import database_error
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "create_engine",
     "is_sqlite",
     "normalize_url",
+    "require_existing",
 ]
 
 #: Execution option that makes a connection's next transaction a write (``BEGIN IMMEDIATE``).
@@ -60,6 +61,22 @@ def normalize_url(url: str) -> sa.URL:
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigurationError("database URL", url, "a sqlite:/// or postgresql:// URL")
     return parsed
+
+
+def require_existing(url: str) -> None:
+    """Refuse a SQLite URL whose file does not exist yet (or is empty): for read-only tools,
+    which must never create a database at a mistyped path. Other URLs pass."""
+    parsed = normalize_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    if not path.is_file() or path.stat().st_size == 0:
+        raise InvalidArgumentError(
+            "database", str(path), "an existing ledger database (nothing was created)"
+        )
 
 
 def is_sqlite(engine: sa.Engine) -> bool:

@@ -98,8 +98,8 @@ def downgrade(engine: sa.Engine, revision: str) -> None:
             command.downgrade(_config(conn), revision)
 
 
-def ensure_schema(engine: sa.Engine) -> None:
-    """Migrate SQLite to the head; require PostgreSQL to be there already.
+def ensure_schema(engine: sa.Engine, *, migrate: bool = True) -> None:
+    """Migrate SQLite to the head (unless ``migrate=False``); require PostgreSQL to be there.
 
     A database at a revision this code does not know (written by a newer version) is refused
     on both, rather than half-understood. Driver errors (server down, file unreadable) come out
@@ -112,7 +112,7 @@ def ensure_schema(engine: sa.Engine) -> None:
             return
         if current is not None and current not in known_revisions():
             raise SchemaNotCurrentError(current, head)
-        if is_sqlite(engine):
+        if is_sqlite(engine) and migrate:
             upgrade(engine)
             return
     except sa.exc.DBAPIError as exc:  # an engine made without the ledger's hook

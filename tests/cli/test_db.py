@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
@@ -34,7 +35,7 @@ def test_db_downgrade_base_empties_the_database(database_url: str) -> None:
     """``db downgrade base`` after an upgrade leaves ``db current --json`` at null."""
     head = migration.head_revision()
     assert run("db", "upgrade", "--url", database_url).exit_code == 0
-    result = run("db", "downgrade", "base", "--url", database_url)
+    result = run("db", "downgrade", "base", "--url", database_url, "--yes")
     assert result.exit_code == 0, result.output
     assert result.stdout == f"downgraded {head} -> <empty>\n"
     assert current_json(database_url) == {"current": None, "head": head, "is_head": False}
@@ -50,3 +51,23 @@ def test_db_error_prints_one_line_on_stderr_and_exits_1() -> None:
         "expected a sqlite:/// or postgresql:// URL\n"
     )
     assert "Traceback" not in result.output
+
+
+def test_db_downgrade_without_yes_says_what_it_would_remove_and_changes_nothing(
+    database_url: str,
+) -> None:
+    head = migration.head_revision()
+    assert run("db", "upgrade", "--url", database_url).exit_code == 0
+    result = run("db", "downgrade", "base", "--url", database_url)
+    assert result.exit_code == 1
+    assert "would remove EVERY ledger table" in result.stderr
+    assert "--yes" in result.stderr
+    assert current_json(database_url)["current"] == head
+
+
+def test_db_current_on_a_missing_sqlite_path_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "ledger.db"
+    result = run("db", "current", "--url", f"sqlite:///{missing}")
+    assert result.exit_code == 1
+    assert str(missing) in result.stderr
+    assert not missing.parent.exists()
