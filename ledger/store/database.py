@@ -6,8 +6,7 @@ writes, so two writers queue on the database lock instead of failing on upgrade 
 lock, and a plain deferred ``BEGIN`` for reads. The database file is created 0600 and its folder
 0700, because it holds private conversations.
 
-PostgreSQL: psycopg 3 with ``synchronous_commit`` left as the server has it (on), and
-``pool_pre_ping`` so a pooled connection the server or network dropped is replaced on checkout.
+PostgreSQL: psycopg 3 with ``synchronous_commit`` left as the server has it (on).
 
 Every engine carries a ``handle_error`` hook that turns driver errors into the ledger's
 :class:`DatabaseError` (naming the backend and any broken constraint), so no SQLAlchemy or
@@ -175,8 +174,10 @@ def create_engine(url: str, settings: Settings | None = None, **kwargs: Any) -> 
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(parsed, settings, **kwargs)
     else:
-        # pre_ping: a connection the server or the network dropped is replaced on checkout
-        # instead of failing the next statement.
-        engine = sa.create_engine(parsed, **{"pool_pre_ping": True, **kwargs})
+        # No pool_pre_ping: it would add a round trip to every checkout, and the gateway's
+        # message append is one round trip. A connection the server or network dropped fails
+        # its next statement once; SQLAlchemy then invalidates the pool, so the retry (the
+        # cache retries reads; see ledger.cache) gets a fresh connection.
+        engine = sa.create_engine(parsed, **kwargs)
     event.listen(engine, "handle_error", _translate)
     return engine
