@@ -10,6 +10,7 @@ import datetime as dt
 import re
 import string
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -347,19 +348,7 @@ class SessionViews:
                 "WHERE d.tsv @@ q AND (CAST(:sid AS TEXT) IS NULL OR d.session_id = :sid) "
                 "ORDER BY rank DESC, d.position LIMIT :limit"
             )
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.text(sql), params).mappings().all()
-        return [
-            SearchHit(
-                session_id=row["session_id"],
-                message_id=row["message_id"],
-                role=row["role"],
-                position=int(row["position"]),
-                snippet=str(row["snippet"]),
-                rank=float(row["rank"]),
-            )
-            for row in rows
-        ]
+        return self._hits(sql, params, lambda row: str(row["snippet"]))
 
     def _search_substrings(
         self, words: list[str], limit: int, session_id: str | None
@@ -387,6 +376,12 @@ class SessionViews:
             f"WHERE {sid} IS NULL OR s.session_id = {sid}) d "
             f"WHERE {' AND '.join(found)} ORDER BY rank DESC, d.position LIMIT :limit"
         )
+        return self._hits(sql, params, lambda row: substring_snippet(row["content"], words))
+
+    def _hits(
+        self, sql: str, params: dict[str, Any], snippet: Callable[[sa.RowMapping], str]
+    ) -> list[SearchHit]:
+        """Run a search statement; ``snippet(row)`` makes each hit's highlighted text."""
         with self.engine.connect() as conn:
             rows = conn.execute(sa.text(sql), params).mappings().all()
         return [
@@ -395,7 +390,7 @@ class SessionViews:
                 message_id=row["message_id"],
                 role=row["role"],
                 position=int(row["position"]),
-                snippet=substring_snippet(row["content"], words),
+                snippet=snippet(row),
                 rank=float(row["rank"]),
             )
             for row in rows

@@ -25,6 +25,18 @@ def _engine(url: str | None) -> Any:
     return create_engine(settings.resolve_url(url), settings)
 
 
+def _existing_revision(url: str | None) -> str | None:
+    """The revision of the database at ``url``, which must exist (nothing is created)."""
+    settings = Settings.from_env()
+    resolved = settings.resolve_url(url)
+    require_existing(resolved)
+    engine = create_engine(resolved, settings)
+    try:
+        return migration.current_revision(engine)
+    finally:
+        engine.dispose()
+
+
 def _migrate(
     url: str | None, step: Callable[[Any, str], None], revision: str, verb: str, as_json: bool
 ) -> None:
@@ -63,14 +75,7 @@ def db_downgrade(url: str | None, revision: str, yes: bool, as_json: bool) -> No
     exits 1.
     """
     if not yes:
-        settings = Settings.from_env()
-        resolved = settings.resolve_url(url)
-        require_existing(resolved)
-        engine = create_engine(resolved, settings)
-        try:
-            current = migration.current_revision(engine)
-        finally:
-            engine.dispose()
+        current = _existing_revision(url)
         what = (
             "EVERY ledger table, the whole log and its views"
             if revision == "base"
@@ -88,14 +93,7 @@ def db_downgrade(url: str | None, revision: str, yes: bool, as_json: bool) -> No
 @json_option
 def db_current(url: str | None, as_json: bool) -> None:
     """Show the database's revision and whether it is the head (creates nothing)."""
-    settings = Settings.from_env()
-    resolved = settings.resolve_url(url)
-    require_existing(resolved)
-    engine = create_engine(resolved, settings)
-    try:
-        current = migration.current_revision(engine)
-    finally:
-        engine.dispose()
+    current = _existing_revision(url)
     head = migration.head_revision()
     if as_json:
         emit_json({"current": current, "head": head, "is_head": current == head})
