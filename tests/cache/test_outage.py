@@ -21,13 +21,19 @@ def _down(*_: object, **__: object) -> int:
     raise DatabaseError("connection refused", backend="test")
 
 
-def test_an_unreadable_head_reuses_with_reason_unverified_and_moves_no_baseline(
-    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _built(ledger: Ledger) -> tuple[str, AgentCache]:
+    """A session and a cache that has built and stored its agent ``A1``."""
     sid = ledger.open_session(KEY)
     cache = ledger.cache()
     first = cache.check(KEY, sid, SIG)
     cache.store(KEY, sid, SIG, "A1", ticket=first.ticket)
+    return sid, cache
+
+
+def test_an_unreadable_head_reuses_with_reason_unverified_and_moves_no_baseline(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid, cache = _built(ledger)
     before = cache.baselines(KEY)
     monkeypatch.setattr(SessionViews, "head_sequence", _down)
     decision = cache.check(KEY, sid, SIG)
@@ -38,10 +44,7 @@ def test_an_unreadable_head_reuses_with_reason_unverified_and_moves_no_baseline(
 def test_a_transient_error_is_retried_and_the_check_verified(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sid = ledger.open_session(KEY)
-    cache = ledger.cache()
-    first = cache.check(KEY, sid, SIG)
-    cache.store(KEY, sid, SIG, "A1", ticket=first.ticket)
+    sid, cache = _built(ledger)
     real = SessionViews.head_sequence
     failures = iter([True])
 
@@ -57,10 +60,7 @@ def test_a_transient_error_is_retried_and_the_check_verified(
 def test_rebaseline_during_an_outage_is_a_no_op(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sid = ledger.open_session(KEY)
-    cache = ledger.cache()
-    first = cache.check(KEY, sid, SIG)
-    cache.store(KEY, sid, SIG, "A1", ticket=first.ticket)
+    sid, cache = _built(ledger)
     result = ledger.append_message(sid, "user", "ours")
     monkeypatch.setattr(AgentCache, "_kinds", _down)
     before = cache.baselines(KEY)
