@@ -1,20 +1,21 @@
-"""``ledger projections status|rebuild|verify|run``: plugged into the ``ledger`` CLI."""
+"""``ledger projections status|rebuild|verify|run``: plugged into the ``ledger`` CLI.
+
+Importing this module imports only click and the CLI's options (``ledger --help`` lists the
+group without loading the store); each command imports what it runs on when it runs.
+"""
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import msgspec
 
-from ledger.cli import emit_json, json_option, open_store, progress_bar, url_option
-from projections import rebuild as maintenance
-from projections.registry import select
-from projections.runner import ProjectionRunner
+from ledger.cli import echo, emit_json, json_option, url_option
+
+if TYPE_CHECKING:
+    from projections.rebuild import Mismatch
 
 __all__ = ["projections"]
 
@@ -29,22 +30,22 @@ def projections() -> None:
 @json_option
 def status_command(url: str | None, as_json: bool) -> None:
     """Each projection with its checkpoint and lag behind the log."""
+    import msgspec
+
+    from ledger.cli import open_store
+    from projections import rebuild as maintenance
+    from projections.registry import select
+
     with open_store(url, create=False) as store:
         rows = maintenance.status(store, select(None))
     if as_json:
         emit_json(msgspec.to_builtins(rows))
         return
     for row in rows:
-        click.echo(
+        echo(
             f"{row.name:<10} {row.kind:<6} checkpoint {row.checkpoint:>10}  "
             f"log {row.last_position:>10}  lag {row.lag}"
         )
-
-
-@contextmanager
-def _progress(label: str, total: int, quiet: bool) -> Iterator[Callable[[int], None]]:
-    with progress_bar(label, total, quiet) as advance:
-        yield advance
 
 
 @projections.command("rebuild")
@@ -58,11 +59,15 @@ def _progress(label: str, total: int, quiet: bool) -> Iterator[Callable[[int], N
 @json_option
 def rebuild_command(url: str | None, name: str | None, from_snapshot: bool, as_json: bool) -> None:
     """Recreate NAME (default: every projection) from the log; safe to interrupt and rerun."""
+    from ledger.cli import open_store, progress_bar
+    from projections import rebuild as maintenance
+    from projections.registry import select
+
     report: list[dict[str, Any]] = []
     with open_store(url) as store:
         total = store.last_position()
         for projection in select(name):
-            with _progress(f"rebuild {projection.name}", total, as_json) as advance:
+            with progress_bar(f"rebuild {projection.name}", total, as_json) as advance:
                 events = maintenance.rebuild(
                     store, projection, advance, from_snapshot=from_snapshot
                 )
@@ -71,7 +76,7 @@ def rebuild_command(url: str | None, name: str | None, from_snapshot: bool, as_j
         emit_json(report)
     else:
         for item in report:
-            click.echo(f"rebuilt {item['projection']} from {item['events']} events")
+            echo(f"rebuilt {item['projection']} from {item['events']} events")
 
 
 @projections.command("verify")
@@ -80,17 +85,23 @@ def rebuild_command(url: str | None, name: str | None, from_snapshot: bool, as_j
 @json_option
 def verify_command(url: str | None, name: str | None, as_json: bool) -> None:
     """Compare NAME (default: every projection) with the log; exit 1 on any mismatch."""
-    mismatches: list[maintenance.Mismatch] = []
+    import msgspec
+
+    from ledger.cli import open_store, progress_bar
+    from projections import rebuild as maintenance
+    from projections.registry import select
+
+    mismatches: list[Mismatch] = []
     with open_store(url, create=False) as store:
         total = store.last_position()
         for projection in select(name):
-            with _progress(f"verify {projection.name}", total, as_json) as advance:
+            with progress_bar(f"verify {projection.name}", total, as_json) as advance:
                 mismatches.extend(maintenance.verify(store, projection, advance))
     if as_json:
         emit_json({"ok": not mismatches, "mismatches": msgspec.to_builtins(mismatches)})
     else:
         for m in mismatches:
-            click.echo(
+            echo(
                 f"MISMATCH {m.projection}/{m.table} {m.kind} {m.key}: "
                 f"live={m.live} expected={m.expected}"
             )
@@ -107,6 +118,10 @@ def verify_command(url: str | None, name: str | None, as_json: bool) -> None:
 @click.option("--poll-interval", default=0.5, show_default=True, help="Seconds between polls.")
 def run_command(url: str | None, once: bool, poll_interval: float) -> None:
     """Run the asynchronous projections: catch up, then tail the log until SIGINT/SIGTERM."""
+    from ledger.cli import open_store
+    from projections.registry import select
+    from projections.runner import ProjectionRunner
+
     with open_store(url) as store:
         runner = ProjectionRunner(store, [p for p in select(None) if not p.inline])
         if once:

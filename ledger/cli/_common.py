@@ -1,41 +1,22 @@
-"""What every command shares: ``--url`` and ``--json``, JSON output, the store, progress bars."""
+"""What every command shares: ``--url`` and ``--json``, JSON output, the store, progress bars.
+
+The options and JSON output live in :mod:`ledger.cli._options` and :mod:`ledger.cli._output`
+(which import neither rich nor the store) and are re-exported here.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
 
-import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ledger.cli._options import json_option, url_option
+from ledger.cli._output import emit_json
 from ledger.store import EventStore
 
 __all__ = ["emit_json", "json_option", "open_store", "progress_bar", "url_option"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def url_option(func: F) -> F:
-    """``--url``: the database to use."""
-    return click.option(
-        "--url",
-        envvar="LEDGER_DATABASE_URL",
-        default=None,
-        help="SQLAlchemy URL (default: LEDGER_DATABASE_URL, else $LEDGER_HOME/ledger.db).",
-    )(func)
-
-
-def json_option(func: F) -> F:
-    """``--json``: print machine-readable output."""
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
-
-
-def emit_json(data: object) -> None:
-    """Print ``data`` as JSON on stdout."""
-    click.echo(json.dumps(data, indent=2, default=str))
 
 
 @contextmanager

@@ -11,25 +11,29 @@ from pathlib import Path
 
 import click
 import msgspec
-from rich.console import Console
 from rich.table import Table
 
-from ledger.cli._common import emit_json, json_option, open_store, url_option
+from ledger.cli._common import open_store
 from ledger.cli._demo import run_demo
-from ledger.cli._render import (
-    DEFAULT_MAX_CHARS,
-    head_summary,
-    message_text,
-    print_whole,
-    sessions_table,
-)
+from ledger.cli._options import json_option, url_option
+from ledger.cli._output import console, echo, emit_json, print_table, text, write_tsv
+from ledger.cli._render import DEFAULT_MAX_CHARS, head_summary, message_text, sessions_table
 from ledger.facade import Ledger
+from ledger.views import SessionHead
 
 __all__ = ["bench", "demo", "sessions", "show", "tail"]
 
-
-def _console() -> Console:
-    return Console(highlight=False)
+#: The fields ``sessions --plain`` prints, in order: the table's, named as in ``--json``.
+PLAIN_FIELDS = (
+    "session_id",
+    "session_key",
+    "source",
+    "state",
+    "message_count",
+    "sequence",
+    "last_activity_at",
+    "title",
+)
 
 
 @click.command()
@@ -47,13 +51,13 @@ def demo(url: str | None, turns: int, keys: int, seed: int, quick: bool, as_json
     with Ledger.open(url) as ledger:
         where = ledger.store.engine.url.render_as_string(hide_password=True)
         if not as_json:
-            click.echo(f"gateway demo on {where}: {turns} turns over {keys} chats")
+            echo(f"gateway demo on {where}: {turns} turns over {keys} chats")
         result = run_demo(
             ledger,
             turns=turns,
             keys=keys,
             seed=seed,
-            log=(lambda _: None) if as_json else click.echo,
+            log=(lambda _: None) if as_json else echo,
         )
     elapsed = time.perf_counter() - started
     report = result.report
@@ -72,7 +76,7 @@ def demo(url: str | None, turns: int, keys: int, seed: int, quick: bool, as_json
             }
         )
         return
-    console = _console()
+    out = console()
     table = Table(title=f"{result.turns} turns in {elapsed:.1f}s — guards replayed from the log")
     for column in ("guard", "agents built", "rebuilds", "false busts", "missed changes"):
         table.add_column(column, justify="right" if column != "guard" else "left")
@@ -85,18 +89,22 @@ def demo(url: str | None, turns: int, keys: int, seed: int, quick: bool, as_json
             str(totals.false_busts),
             str(totals.missed_changes),
         )
-    console.print(table)
-    console.print(
-        f"live AgentCache: {result.agents_built} agents built, "
-        f"reuse rate {result.reused / max(1, result.turns):.0%}; "
-        f"commands {result.commands}; scheduler process wrote {result.foreign_writes} reminders"
+    print_table(table, out)
+    out.print(
+        text(
+            f"live AgentCache: {result.agents_built} agents built, "
+            f"reuse rate {result.reused / max(1, result.turns):.0%}; commands "
+            f"{result.commands}; scheduler process wrote {result.foreign_writes} reminders"
+        )
     )
     # The command as it was run (``.venv/bin/ledger`` after ``make demo``), so it pastes.
     prog = sys.argv[0] if Path(sys.argv[0]).name == "ledger" else "ledger"
-    console.print(
-        f"explore: {prog} sessions · {prog} show SESSION_ID · {prog} replay · "
-        f"{prog} explain {result.keys[0]} --html timeline.html",
-        markup=False,
+    out.print(
+        text(
+            f"explore: {prog} sessions · {prog} show SESSION_ID · {prog} replay · "
+            f"{prog} explain {result.keys[0]} --html timeline.html"
+        ),
+        soft_wrap=True,
     )
 
 
@@ -107,6 +115,11 @@ def demo(url: str | None, turns: int, keys: int, seed: int, quick: bool, as_json
 @click.option("--state", type=click.Choice(["open", "closed"]), default=None)
 @click.option("--limit", default=50, show_default=True)
 @click.option("--offset", default=0, show_default=True)
+@click.option(
+    "--plain",
+    is_flag=True,
+    help="Tab-separated values with a header row, for scripts (no table, nothing cut).",
+)
 @json_option
 def sessions(
     url: str | None,
@@ -115,17 +128,29 @@ def sessions(
     state: str | None,
     limit: int,
     offset: int,
+    plain: bool,
     as_json: bool,
 ) -> None:
     """List sessions, most recent gateway activity first (--json: every head field)."""
+    if plain and as_json:
+        raise click.UsageError("--plain and --json exclude each other: choose one")
     with open_store(url, create=False) as store:
         heads = Ledger(store).sessions(
             session_key=session_key, source=source, state=state, limit=limit, offset=offset
         )
     if as_json:
         emit_json(msgspec.to_builtins(heads))
-        return
-    print_whole(_console(), sessions_table(heads))
+    elif plain:
+        write_tsv(list(PLAIN_FIELDS), [_plain_row(head) for head in heads])
+    else:
+        print_table(sessions_table(heads))
+
+
+def _plain_row(head: SessionHead) -> list[str]:
+    """``head``'s :data:`PLAIN_FIELDS` as ``--json`` gives them (times in ISO 8601), or ``""``
+    for none."""
+    fields = msgspec.to_builtins(head)
+    return ["" if fields[name] is None else str(fields[name]) for name in PLAIN_FIELDS]
 
 
 @click.command()
@@ -151,11 +176,11 @@ def show(
     if as_json:
         emit_json({"head": msgspec.to_builtins(head), "messages": msgspec.to_builtins(messages)})
         return
-    console = _console()
+    out = console()
     assert head is not None
-    console.print(head_summary(head, max_chars), soft_wrap=True)
+    out.print(head_summary(head, max_chars), soft_wrap=True)
     for message in messages:
-        console.print(message_text(message, max_chars), soft_wrap=True)
+        out.print(message_text(message, max_chars), soft_wrap=True)
 
 
 @click.command()
@@ -177,7 +202,7 @@ def tail(url: str | None, after: int | None, interval: float, once: bool, as_jso
                         sys.stdout.buffer.write(encoder.encode(record) + b"\n")
                         sys.stdout.flush()
                     else:
-                        click.echo(
+                        echo(
                             f"{record.position:>8} {record.recorded_at:%H:%M:%S} "
                             f"{record.stream}#{record.sequence} {record.type} by {record.writer}"
                         )

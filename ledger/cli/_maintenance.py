@@ -12,7 +12,9 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from ledger.cli._common import emit_json, json_option, open_store, progress_bar, url_option
+from ledger.cli._common import open_store, progress_bar
+from ledger.cli._options import json_option, url_option
+from ledger.cli._output import echo, emit_json
 from ledger.maintenance import CompactionReport, history, parse_duration, restore, run_job
 from ledger.maintenance.scheduler import build_scheduler, describe_jobs, load_schedule
 
@@ -50,12 +52,12 @@ def _print(report: CompactionReport | None, as_json: bool) -> None:
         emit_json(msgspec.to_builtins(report))
         return
     verb = "would touch" if report.dry_run else "touched"
-    click.echo(
+    echo(
         f"{report.job}: {verb} {report.sessions} sessions/streams, {report.events} events; "
         f"bytes {report.bytes_before} -> {report.bytes_after}"
     )
     for line in report.details:
-        click.echo(f"  {line}")
+        echo(f"  {line}")
 
 
 def _run(job: str, url: str | None, as_json: bool, dry_run: bool, **options: Any) -> None:
@@ -131,7 +133,7 @@ def history_command(url: str | None, as_json: bool, job: str | None, limit: int)
         return
     for run in runs:
         report = run.report or {}
-        click.echo(
+        echo(
             f"{run.run_id:>5} {run.started_at:%Y-%m-%d %H:%M:%S} {run.job:<9} {run.status:<7} "
             f"{'dry-run ' if run.dry_run else ''}sessions={report.get('sessions', '-')} "
             f"events={report.get('events', '-')} by {run.runner}"
@@ -169,7 +171,7 @@ def scheduler_run(url: str | None, config: Path | None, exit_after: float | None
             timer = threading.Timer(exit_after, lambda: running.shutdown(wait=False))
             timer.daemon = True
             timer.start()
-        click.echo(f"scheduler running {', '.join(s.job for s in specs)}; Ctrl-C to stop", err=True)
+        echo(f"scheduler running {', '.join(s.job for s in specs)}; Ctrl-C to stop", err=True)
         running.start()
 
 
@@ -186,7 +188,7 @@ def scheduler_jobs(url: str | None, config: Path | None, as_json: bool) -> None:
         emit_json(msgspec.to_builtins(infos))
         return
     for info in infos:
-        click.echo(
+        echo(
             f"{info.job:<10} {info.trigger:<22} next {info.next_run or '-'}  "
             f"last {info.last_status or '-'} {info.last_run or ''} {info.options or ''}"
         )

@@ -1,7 +1,9 @@
 """Plain-text renderings of session heads and transcript messages for ``show`` and ``sessions``.
 
-Everything here builds rich ``Text`` (never markup), so message content is printed exactly as
-stored; what a style conveys (a retraction) is also said in words, so it survives a pipe.
+Everything here builds rich ``Text`` (never markup), so message content is printed as stored
+but for control characters, shown as escapes (:func:`ledger.cli._output.printable`: a message
+body keeps its newlines and tabs, a one-line field escapes them too); what a style conveys (a
+retraction) is also said in words, so it survives a pipe.
 Times are shown in UTC as ``YYYY-MM-DD HH:MM:SS``; ``--json`` carries them in ISO 8601.
 """
 
@@ -13,11 +15,10 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
-from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from ledger.cli._output import printable, text
 from ledger.views import SessionHead, TranscriptMessage
 
 __all__ = [
@@ -27,7 +28,6 @@ __all__ = [
     "format_time",
     "head_summary",
     "message_text",
-    "print_whole",
     "sessions_table",
     "tool_call_line",
 ]
@@ -160,10 +160,11 @@ def message_text(message: TranscriptMessage, max_chars: int) -> Text:
     """``sequence  time  role [retracted] body``: the gateway's time of the message, its body
     capped at ``max_chars`` and continuation lines indented under the first."""
     when = format_time(message.created_at or message.recorded_at)
-    prefix = f"{message.sequence:>5} {when} {message.role:>9} "
+    prefix = f"{message.sequence:>5} {when} {printable(message.role):>9} "
     if message.retracted:
         prefix += "[retracted] "
-    body = cap(_body(message), max_chars).replace("\n", "\n" + " " * len(prefix))
+    body = printable(cap(_body(message), max_chars), multiline=True)
+    body = body.replace("\n", "\n" + " " * len(prefix))
     if message.retracted:
         return Text.assemble((prefix, "strike dim"), (body, "dim"))
     return Text.assemble((prefix, _ROLE_STYLE.get(message.role, "")), body)
@@ -187,12 +188,18 @@ def head_summary(head: SessionHead, max_chars: int) -> Text:
         reason = f" ({head.end_reason})" if head.end_reason else ""
         times.append(f"ended {format_time(head.ended_at)}{reason}")
     times.append(f"last activity {format_time(head.last_activity_at)} (UTC)")
-    text = Text.assemble((head.session_id, "bold"), " ", " ".join(fields), "\n", " · ".join(times))
+    summary = Text.assemble(
+        (printable(head.session_id), "bold"),
+        " ",
+        printable(" ".join(fields)),
+        "\n",
+        " · ".join(times),
+    )
     if head.system_prompt:
-        prompt = cap(head.system_prompt, max_chars).replace("\n", "\n  ")
-        text.append("\nsystem prompt: ", style="magenta")
-        text.append(prompt)
-    return text
+        prompt = printable(cap(head.system_prompt, max_chars), multiline=True)
+        summary.append("\nsystem prompt: ", style="magenta")
+        summary.append(prompt.replace("\n", "\n  "))
+    return summary
 
 
 def sessions_table(heads: Sequence[SessionHead]) -> Table:
@@ -205,7 +212,7 @@ def sessions_table(heads: Sequence[SessionHead]) -> Table:
     for head in heads:
         table.add_row(
             *(
-                Text(value)
+                text(value)
                 for value in (
                     head.session_id,
                     head.session_key or "",
@@ -219,15 +226,3 @@ def sessions_table(heads: Sequence[SessionHead]) -> Table:
             )
         )
     return table
-
-
-def print_whole(console: Console, table: Table) -> None:
-    """Print ``table`` at least as wide as its widest row, wider than ``console`` if need be,
-    so no cell is cut short (rich would otherwise shrink columns to fit and ellipsize ids)."""
-    needed = Measurement.get(console, console.options.update_width(10**6), table).maximum
-    width = console.width
-    console.width = max(width, needed)
-    try:
-        console.print(table)
-    finally:
-        console.width = width

@@ -16,11 +16,11 @@ from typing import Any
 
 import click
 import msgspec
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from ledger.cli._common import emit_json, json_option, open_store, progress_bar, url_option
+from ledger.cli._common import open_store, progress_bar
+from ledger.cli._options import json_option, url_option
+from ledger.cli._output import echo, emit_json, print_table, text
 from ledger.codec import Codec
 from ledger.config import Settings
 from ledger.errors import InvalidArgumentError
@@ -104,7 +104,7 @@ def _source_options(func: Any) -> Any:
 
 def _write_html(path: Path, report: ReplayReport) -> None:
     path.write_text(render_html(report), encoding="utf-8")
-    click.echo(f"wrote {path}", err=True)
+    echo(f"wrote {path}", err=True)
 
 
 @click.command("replay")
@@ -154,22 +154,27 @@ def explain_command(
         _print_timeline(key)
 
 
+#: How each verdict is styled in the timeline (the words say it too).
+_VERDICT_STYLE = {"false_bust": "red", "missed_change": "bold red", "build": "dim"}
+#: The widest the event column gets before it wraps (ids and times never wrap).
+_EVENT_WIDTH = 60
+
+
 def _print_totals(report: ReplayReport) -> None:
-    console = Console(highlight=False)
-    table = Table(title=f"{report.events} events, {report.turns} turns")
-    table.add_column("key")
+    table = Table(title=text(f"{report.events} events, {report.turns} turns"))
+    table.add_column("key", no_wrap=True)
     for name in report.guards:
-        table.add_column(f"{LABELS[name]}\nrebuilds/false/missed", justify="right")
+        table.add_column(f"{LABELS[name]}\nrebuilds/false/missed", justify="right", no_wrap=True)
     for key, detail in report.keys.items():
         table.add_row(
-            escape(key),
+            text(key),
             *(_cell(t.rebuilds, t.false_busts, t.missed_changes) for t in detail.guards.values()),
         )
     table.add_row(
-        "[bold]total[/]",
+        text("total", "bold"),
         *(_cell(t.rebuilds, t.false_busts, t.missed_changes) for t in report.guards.values()),
     )
-    console.print(table)
+    print_table(table)
 
 
 def _cell(rebuilds: int, false_busts: int, missed: int) -> str:
@@ -177,28 +182,27 @@ def _cell(rebuilds: int, false_busts: int, missed: int) -> str:
 
 
 def _print_timeline(key: KeyReport) -> None:
-    console = Console(highlight=False)
-    table = Table(title=escape(key.session_key))
-    for column in ("position", "time", "writer", "session", "event", *key.guards):
-        table.add_column(column)
+    table = Table(title=text(key.session_key))
+    for column in ("position", "time", "writer", "session"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("event", max_width=_EVENT_WIDTH, overflow="fold")
+    for name in key.guards:
+        table.add_column(name, no_wrap=True)
     for entry in key.timeline:
         cells = []
         for name in key.guards:
             decision = (entry.decisions or {}).get(name)
             if decision is None:
-                cells.append("")
+                cells.append(text(""))
                 continue
-            style = {"false_bust": "red", "missed_change": "bold red", "build": "dim"}.get(
-                decision.verdict, ""
-            )
-            text = f"{decision.action} ({decision.reason})"
-            cells.append(f"[{style}]{text}[/]" if style else text)
+            style = _VERDICT_STYLE.get(decision.verdict, "")
+            cells.append(text(f"{decision.action} ({decision.reason})", style))
         table.add_row(
             str(entry.position),
             f"{entry.recorded_at:%H:%M:%S}",
-            escape(entry.writer),
-            escape(entry.session_id),
-            escape(f"{entry.kind}: {entry.detail}"),
+            text(entry.writer),
+            text(entry.session_id),
+            text(f"{entry.kind}: {entry.detail}"),
             *cells,
         )
-    console.print(table)
+    print_table(table)

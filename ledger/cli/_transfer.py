@@ -13,7 +13,9 @@ from pathlib import Path
 import click
 import msgspec
 
-from ledger.cli._common import emit_json, json_option, open_store, progress_bar, url_option
+from ledger.cli._common import open_store, progress_bar
+from ledger.cli._options import json_option, url_option
+from ledger.cli._output import echo, emit_json
 from ledger.errors import DuplicateEventError
 from ledger.facade import Ledger
 from ledger.hermes import ImportSummary, count_hermes_messages, follow_hermes, import_hermes
@@ -39,7 +41,7 @@ def export(url: str | None, output: Path | None, after: int) -> None:
             else:
                 with output.open("wb") as out:
                     count = write_jsonl(_counting(records, advance), out)
-    click.echo(f"exported {count} events", err=True)
+    echo(f"exported {count} events", err=True)
 
 
 def _counting(
@@ -95,7 +97,7 @@ def import_jsonl(url: str | None, source: Path, as_json: bool) -> None:
     if as_json:
         emit_json({"written": written, "already_present": skipped})
     else:
-        click.echo(f"imported {written} events ({skipped} already present)")
+        echo(f"imported {written} events ({skipped} already present)")
 
 
 @click.command("import-hermes")
@@ -150,20 +152,20 @@ def import_hermes_command(
 
 
 def _report(s: ImportSummary) -> None:
-    click.echo(
+    echo(
         f"{s.sessions} sessions imported, {s.updated_sessions} updated, "
         f"{s.skipped_sessions} unchanged; {s.messages} messages, {s.retractions} retractions, "
         f"{s.reopened_sessions} reopened, {s.usage_records} usage records, "
         f"{s.events} events on {s.keys} keys in {s.seconds:.1f}s"
     )
-    click.echo(
+    echo(
         f"left out: {s.skipped_meta_rows} session_meta rows, {s.unknown_role_rows} rows of "
         f"other roles, {s.orphan_rows} rows without a session, {len(s.bad_rows)} bad rows"
     )
     for row, why in s.bad_rows.items():
-        click.echo(f"bad row: {row}: {why}", err=True)
+        echo(f"bad row: {row}: {why}", err=True)
     for session_id, error in s.failed_sessions.items():
-        click.echo(f"failed: {session_id}: {error}", err=True)
+        echo(f"failed: {session_id}: {error}", err=True)
 
 
 def _follow(
@@ -189,7 +191,7 @@ def _follow(
             # One line per round (JSON Lines), so a consumer can read rounds as they come.
             click.echo(json.dumps({"round": number, **msgspec.to_builtins(summary)}, default=str))
         else:
-            click.echo(f"round {number}:")
+            echo(f"round {number}:")
             _report(summary)
 
     with Ledger.open(url) as ledger:
