@@ -27,7 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -39,6 +39,10 @@ from ledger.streams import session_stream
 from ledger.views import SessionViews
 
 __all__ = ["AgentCache", "CacheDecision"]
+
+T = TypeVar("T")
+#: Seconds before the first retry of a failed read (the later waits double from there).
+_FIRST_WAIT = 0.02
 
 
 class _HasStore(Protocol):
@@ -113,10 +117,12 @@ class AgentCache:
         self.on_evict = on_evict
         self.build_timeout = build_timeout
         self._views = SessionViews(self.event_store.engine)
-        #: A transient database error is retried this briefly before a check goes unverified.
+        #: A transient database error is retried this briefly before a check goes unverified:
+        #: three attempts, 20 ms then 40 ms apart. The first runs directly (:meth:`_read`);
+        #: these are the two after it.
         self._retry = Retrying(
-            stop=stop_after_attempt(3),
-            wait=wait_exponential(multiplier=0.02, max=0.2),
+            stop=stop_after_attempt(2),
+            wait=wait_exponential(multiplier=0.04, max=0.2),
             retry=retry_if_exception_type(DatabaseError),
             reraise=True,
         )
@@ -151,10 +157,22 @@ class AgentCache:
                 raise BuildTimeoutError(session_key, self.build_timeout)
             live, readable = self._head(session_id)
 
+    def _read(self, read: Callable[..., T], *args: Any) -> T:
+        """``read(*args)``, retried by :attr:`_retry` after a :class:`DatabaseError`.
+
+        The first attempt is a plain call: tenacity's bookkeeping costs about 12 µs, a fifth
+        of a cache hit, and is only worth paying once something has failed.
+        """
+        try:
+            return read(*args)
+        except DatabaseError:
+            time.sleep(_FIRST_WAIT)
+            return self._retry(read, *args)
+
     def _head(self, session_id: str) -> tuple[int | None, bool]:
         """The session's live head sequence, and whether the database could be read."""
         try:
-            return self._retry(self._views.head_sequence, session_id), True
+            return self._read(self._views.head_sequence, session_id), True
         except DatabaseError:
             return None, False
 
@@ -210,7 +228,7 @@ class AgentCache:
         """Look at the events between a baseline and the live head (:class:`_Unreadable` if the
         database cannot answer)."""
         try:
-            rows = self._retry(self._kinds, session_id, low, high)
+            rows = self._read(self._kinds, session_id, low, high)
         except DatabaseError as exc:
             raise _Unreadable from exc
         if any(kind == RETRACTION for kind, _ in rows):
