@@ -62,10 +62,6 @@ _json = msgspec.json.Encoder()
 _TRANSCRIPT_COLUMNS = tuple(transcript_messages.c.keys())
 _SQLITE_STATE = "SELECT state FROM session_heads WHERE session_id = ?"
 _SQLITE_CLAIM = f"INSERT INTO streams (stream, sequence) VALUES (?, 1) {HEAD_UPSERT}"
-_SQLITE_INSERT = (
-    f"INSERT INTO events ({', '.join(INSERT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
-)
 _SQLITE_BUMP = (
     "UPDATE session_heads SET sequence = ?1, message_count = message_count + 1, "
     "token_count = token_count + ?2, position = ?3, writer = ?4, updated_at = ?5, "
@@ -91,10 +87,9 @@ class OneShot:
         self.enabled = view_names == KNOWN_VIEWS
         self._sqlite = engine.dialect.name == "sqlite"
         self._writer_lock = writer_lock or contextlib.nullcontext()
-        uuid_bind = events.c.event_id.type._cached_bind_processor(engine.dialect)
         time_bind = events.c.recorded_at.type._cached_bind_processor(engine.dialect)
-        self._bind_uuid: Callable[[Any], Any] = uuid_bind or (lambda value: value)
         self._bind_time: Callable[[Any], Any] = time_bind or (lambda value: value)
+        self._event = driver_insert(events, engine.dialect, INSERT_COLUMNS)
         self._transcript = driver_insert(transcript_messages, engine.dialect, _TRANSCRIPT_COLUMNS)
 
     def append(self, row: dict[str, Any], event: MessageAppended) -> AppendResult | None:
@@ -189,19 +184,8 @@ class OneShot:
         if archived:
             return "archived", None, None
         at = self._bind_time(message["recorded_at"])
-        position = db.execute(
-            _SQLITE_INSERT,
-            (
-                stream,
-                sequence,
-                row["type"],
-                row["data"],
-                self._bind_uuid(row["event_id"]),
-                row["writer"],
-                at,
-                row["schema_version"],
-            ),
-        ).lastrowid
+        event_row = {**row, "sequence": sequence, "recorded_at": message["recorded_at"]}
+        position = db.execute(self._event.sql, self._event.bind(event_row)).lastrowid
         assert position is not None
         activity = self._bind_time(message["created_at"])
         bump = (sequence, event.token_count or 0, position, row["writer"], at, activity)

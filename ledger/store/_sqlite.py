@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from ledger.schema import events
 from ledger.store._backend import HEAD_UPSERT, INSERT_COLUMNS
+from ledger.store._driver import driver_insert
 
 __all__ = ["SqliteWritePath"]
 
@@ -31,8 +32,7 @@ class SqliteWritePath:
         time_bind = events.c.recorded_at.type._cached_bind_processor(dialect)
         self._bind_uuid: Callable[[Any], Any] = uuid_bind or (lambda value: value)
         self._bind_time: Callable[[Any], Any] = time_bind or (lambda value: value)
-        marks = ", ".join("?" for _ in INSERT_COLUMNS)
-        self._insert = f"INSERT INTO events ({', '.join(INSERT_COLUMNS)}) VALUES ({marks})"
+        self._insert = driver_insert(events, dialect, INSERT_COLUMNS).sql
         self._claim = sa.text(
             f"INSERT INTO streams (stream, sequence) VALUES (:stream, :sequence) {HEAD_UPSERT}"
         )
