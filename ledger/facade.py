@@ -13,7 +13,7 @@ import datetime as dt
 import secrets
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -35,7 +35,6 @@ from ledger.errors import (
     SessionNotFoundError,
 )
 from ledger.events import (
-    Event,
     MessageAppended,
     MessagesRetracted,
     SessionClosed,
@@ -52,7 +51,6 @@ from ledger.views import SearchHit, SessionHead, SessionUsage, SessionViews, Tra
 __all__ = ["Ledger", "key_stream", "new_session_id", "session_stream"]
 
 _MAX_LINEAGE = 1000
-E = TypeVar("E", bound=Event)
 
 
 def new_session_id() -> str:

@@ -67,7 +67,14 @@ from ledger.hermes._mapping import (
     RowMapper,
     event_id,
 )
-from ledger.hermes._reconcile import LedgerSide, ledger_sides, reconcile, unchanged, usage_delta
+from ledger.hermes._reconcile import (
+    LedgerSide,
+    ledger_sides,
+    reconcile,
+    retracted,
+    unchanged,
+    usage_delta,
+)
 from ledger.hermes._source import (
     HermesSource,
     foreign_file,
@@ -271,8 +278,7 @@ class _Importer:
         for mid, message, live, why in self.mapper.messages(row["id"]):
             yield event_id(sid, mid, "message"), message
             if not live:
-                retracted = MessagesRetracted(session_id=sid, message_ids=[mid], reason=why)  # type: ignore[arg-type]
-                yield event_id(sid, mid, "retracted"), retracted
+                yield event_id(sid, mid, "retracted"), retracted(sid, [mid], why)
         closed = self.mapper.closed(row)
         if closed is not None:
             yield event_id(sid, "", "closed"), closed

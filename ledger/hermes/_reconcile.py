@@ -38,7 +38,7 @@ from ledger.hermes._source import number
 from ledger.schema import session_heads, session_usage, transcript_messages
 from ledger.views import SessionUsage
 
-__all__ = ["LedgerSide", "ledger_sides", "reconcile", "unchanged", "usage_delta"]
+__all__ = ["LedgerSide", "ledger_sides", "reconcile", "retracted", "unchanged", "usage_delta"]
 
 
 class LedgerSide(msgspec.Struct, kw_only=True):
@@ -142,12 +142,12 @@ def reconcile(
             if not _has(stored, sid, mid, "message"):
                 planned.append((event_id(sid, mid, "message"), message))
                 if not live:
-                    planned.append((event_id(sid, mid, "retracted"), _retracted(sid, [mid], why)))
+                    planned.append((event_id(sid, mid, "retracted"), retracted(sid, [mid], why)))
         elif imported[mid] and not live and not _has(stored, sid, mid, "retracted"):
-            retract.append((event_id(sid, mid, "retracted"), _retracted(sid, [mid], why)))
+            retract.append((event_id(sid, mid, "retracted"), retracted(sid, [mid], why)))
     gone = sorted((m for m, live in imported.items() if live and m not in seen), key=_row_order)
     if gone:
-        rewound = _retracted(sid, gone, "rewind")
+        rewound = retracted(sid, gone, "rewind")
         retract.insert(0, (event_id(sid, f"{at}:{','.join(gone)}", "rewound"), rewound))
     events = retract + planned
     closed = mapper.closed(dict(row))
@@ -172,7 +172,8 @@ def _has(stored: set[Any], sid: str, mid: str, kind: str) -> bool:
     return event_id(sid, mid, kind) in stored
 
 
-def _retracted(sid: str, ids: list[str], why: str) -> MessagesRetracted:
+def retracted(sid: str, ids: list[str], why: str) -> MessagesRetracted:
+    """The retraction of Hermes rows ``ids`` (``why``: undo, compact or rewind)."""
     return MessagesRetracted(session_id=sid, message_ids=ids, reason=why)  # type: ignore[arg-type]
 
 
