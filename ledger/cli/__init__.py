@@ -95,7 +95,7 @@ COMMANDS: dict[str, LazyCommand] = {
         "Replay the log and total, per guard, the rebuilds, false busts and missed changes.",
     ),
     "scheduler": LazyCommand(
-        "ledger.cli._maintenance:scheduler",
+        "ledger.cli._scheduler:scheduler",
         "Run the compaction jobs on a schedule (APScheduler, one run per schedule across hosts).",
     ),
     "sessions": LazyCommand(
