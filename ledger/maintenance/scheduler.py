@@ -13,17 +13,27 @@ Configuration, a TOML file (``--config`` or ``LEDGER_SCHEDULE_FILE``)::
     every = "1h"          # or: cron = "0 3 * * *"
     older_than = "30d"    # job options, as on the command line
 
-or one variable per job, ``LEDGER_SCHEDULE_ARCHIVE="every 1h older_than=30d"``. Without any
-configuration: archive hourly (30 days idle), keys every 6 hours, snapshot and vacuum daily.
-Retention is never scheduled unless configured: it deletes data.
+    [jobs.snapshot]
+    enabled = false       # off the schedule
+
+or one variable per job, ``LEDGER_SCHEDULE_ARCHIVE="every 1h older_than=30d"`` (``off`` takes
+the job off the schedule). The schedule is the defaults (archive hourly with 30 days idle,
+keys every 6 hours with 7 days, snapshot and vacuum daily), each job replaced as a whole by its
+table in the file, then by its variable: configuring one job leaves the others as they were.
+Retention is never scheduled unless configured: it deletes data. Every option is checked when
+the schedule loads, against the job function's keyword-only parameters (``dry_run`` and
+``progress`` are the scheduler's own), ages through :func:`parse_duration`: a bad one is a
+:class:`ConfigurationError` at start, not a failure on every run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import logging
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,6 +58,8 @@ __all__ = [
     "build_scheduler",
     "describe_jobs",
     "execute",
+    "format_duration",
+    "job_options",
     "load_schedule",
 ]
 
@@ -62,6 +74,10 @@ DEFAULT_SCHEDULE: dict[str, dict[str, Any]] = {
     "vacuum": {"every": "24h"},
 }
 _AGE_OPTIONS = ("older_than",)
+#: Job parameters the scheduler sets itself: never configurable.
+_FIXED_OPTIONS = ("dry_run", "progress")
+#: The value of ``LEDGER_SCHEDULE_<JOB>`` that takes a job off the schedule.
+OFF = "off"
 #: Seconds a run may start late and still count as the run of its fire time.
 MISFIRE_GRACE = 600
 
@@ -82,27 +98,103 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
         return IntervalTrigger(seconds=self.every, start_date=EPOCH, timezone=dt.UTC)
 
 
-def _spec(job: str, raw: Mapping[str, Any], where: str) -> JobSpec:
+def _age(value: Any, where: str, job: str, key: str) -> dt.timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{where}: {key}", value, f"a duration (30d, 12h, 15m, 90s, 2w) for job {job}"
+        ) from exc
+
+
+def _is_age(hint: Any) -> bool:
+    return hint is dt.timedelta or dt.timedelta in typing.get_args(hint)
+
+
+def _convert(job: str, options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``options`` as job ``job`` takes them, or ConfigurationError naming what is wrong.
+
+    The configurable options are the job function's keyword-only parameters but ``dry_run``
+    and ``progress``; ages go through :func:`parse_duration`, other values are converted to
+    the parameter's annotated type (``"50"`` for an ``int``), and a parameter without a
+    default must be given.
+    """
+    func = jobs()[job]
+    parameters = {
+        name: parameter
+        for name, parameter in inspect.signature(func).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in _FIXED_OPTIONS
+    }
+    try:
+        hints = typing.get_type_hints(func)
+    except (NameError, TypeError):  # an annotation a plugin only imports for type checking
+        hints = {}
+    converted: dict[str, Any] = {}
+    for key, value in options.items():
+        if key not in parameters:
+            takes = ", ".join(sorted(parameters)) or "none"
+            raise ConfigurationError(
+                f"{where}: {key}", value, f"an option of job {job} (it takes: {takes})"
+            )
+        hint = hints.get(key, Any)
+        if key in _AGE_OPTIONS or _is_age(hint):
+            converted[key] = _age(value, where, job, key)
+            continue
+        try:
+            converted[key] = msgspec.convert(value, hint, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigurationError(f"{where}: {key}", value, f"{exc} for job {job}") from exc
+        except TypeError:  # a type msgspec cannot build: the job checks it itself
+            converted[key] = value
+    missing = [
+        name
+        for name, parameter in parameters.items()
+        if parameter.default is inspect.Parameter.empty and name not in options
+    ]
+    if missing:
+        raise ConfigurationError(
+            where, dict(options), f"job {job} to be given {', '.join(missing)} (it has no default)"
+        )
+    return converted
+
+
+def job_options(spec: JobSpec) -> dict[str, Any]:
+    """The keyword arguments a run of ``spec`` passes to its job (ages as timedelta)."""
+    return _convert(spec.job, spec.options, f"job {spec.job}")
+
+
+def _spec(job: str, raw: Mapping[str, Any], where: str) -> JobSpec | None:
+    """One job's spec from its table (or variable), validated; None if ``enabled = false``."""
     if job not in jobs():
         raise ConfigurationError(where, job, "a job: " + ", ".join(sorted(jobs())))
     values = dict(raw)
+    enabled = values.pop("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigurationError(f"{where}: enabled", enabled, "true or false")
+    if not enabled:
+        return None
     every, cron = values.pop("every", None), values.pop("cron", None)
     if (every is None) == (cron is None):
         raise ConfigurationError(where, dict(raw), "exactly one of every = '1h' or cron = '…'")
-    seconds = None if every is None else parse_duration(every).total_seconds()
+    seconds = None if every is None else _age(every, where, job, "every").total_seconds()
     if cron is not None:
         try:
             CronTrigger.from_crontab(str(cron))
         except ValueError as exc:
             raise ConfigurationError(where, cron, f"a crontab line ({exc})") from exc
+    _convert(job, values, where)
     return JobSpec(job=job, every=seconds, cron=cron, options=values)
 
 
-def _from_variable(job: str, text: str) -> JobSpec:
+def _from_variable(job: str, text: str) -> JobSpec | None:
     name = f"LEDGER_SCHEDULE_{job.upper()}"
     words = text.split()
+    if words == [OFF]:
+        return None
     if len(words) < 2 or words[0] not in ("every", "cron"):
-        raise ConfigurationError(name, text, "'every 1h [opt=value…]' or 'cron m h dom mon dow'")
+        raise ConfigurationError(
+            name, text, f"'every 1h [opt=value…]', 'cron m h dom mon dow [opt=value…]' or '{OFF}'"
+        )
     if words[0] == "cron":
         return _spec(job, {"cron": " ".join(words[1:6]), **_pairs(words[6:], name)}, name)
     return _spec(job, {"every": words[1], **_pairs(words[2:], name)}, name)
@@ -119,7 +211,12 @@ def _pairs(words: list[str], name: str) -> dict[str, str]:
 
 
 def load_schedule(path: Path | None = None, env: Mapping[str, str] | None = None) -> list[JobSpec]:
-    """The schedule from a TOML file and/or ``LEDGER_SCHEDULE_<JOB>`` variables."""
+    """The schedule: the defaults, each job replaced by its file table, then by its variable.
+
+    The file is ``path`` or ``LEDGER_SCHEDULE_FILE``; the variables ``LEDGER_SCHEDULE_<JOB>``.
+    A job's table with ``enabled = false`` or its variable set to ``off`` takes it off the
+    schedule. Every job and option is validated here, so a bad one fails at start.
+    """
     env = os.environ if env is None else env
     table: dict[str, Any] = {}
     file = path or (Path(env["LEDGER_SCHEDULE_FILE"]) if env.get("LEDGER_SCHEDULE_FILE") else None)
@@ -130,14 +227,28 @@ def load_schedule(path: Path | None = None, env: Mapping[str, str] | None = None
             raise ConfigurationError(
                 "schedule file", str(file), f"a readable TOML file ({exc})"
             ) from exc
-    specs = {job: _spec(job, raw, f"[jobs.{job}] in {file}") for job, raw in table.items()}
+    specs = {job: _spec(job, raw, "default schedule") for job, raw in DEFAULT_SCHEDULE.items()}
+    for job, raw in table.items():
+        if not isinstance(raw, dict):
+            raise ConfigurationError(f"jobs.{job} in {file}", raw, f"a table [jobs.{job}]")
+        specs[job] = _spec(job, raw, f"[jobs.{job}] in {file}")
     for job in jobs():
-        text = env.get(f"LEDGER_SCHEDULE_{job.upper()}")
+        text = env.get(f"LEDGER_SCHEDULE_{job.upper()}", "").strip()
         if text:
             specs[job] = _from_variable(job, text)
-    if not specs:
-        specs = {job: _spec(job, raw, "default schedule") for job, raw in DEFAULT_SCHEDULE.items()}
-    return list(specs.values())
+    return [spec for spec in specs.values() if spec is not None]
+
+
+_UNIT_SECONDS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60))
+
+
+def format_duration(seconds: float) -> str:
+    """``seconds`` as :func:`parse_duration` reads it: the largest unit that divides it
+    exactly (``3600`` → ``1h``, ``5400`` → ``90m``, ``1.5`` → ``1.5s``)."""
+    for unit, size in _UNIT_SECONDS:
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s" if seconds == int(seconds) else f"{seconds!r}s"
 
 
 def scheduled_time(spec: JobSpec, now: dt.datetime) -> dt.datetime:
@@ -160,10 +271,7 @@ def scheduled_time(spec: JobSpec, now: dt.datetime) -> dt.datetime:
 def execute(url: str, spec: dict[str, Any]) -> dict[str, Any] | None:
     """Run one scheduled job (called by APScheduler; module-level so the job store can find it)."""
     job = msgspec.convert(spec, JobSpec)
-    options: dict[str, Any] = {
-        key: parse_duration(value) if key in _AGE_OPTIONS else value
-        for key, value in job.options.items()
-    }
+    options = job_options(job)
     when = scheduled_time(job, dt.datetime.now(dt.UTC))
     with EventStore.open(url) as store:
         report = run_job(store, job.job, scheduled_for=when, runner=default_writer(), **options)
