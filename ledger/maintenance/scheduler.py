@@ -40,11 +40,14 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
+from apscheduler.job import Job
+from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.util import datetime_to_utc_timestamp
 
 from ledger.errors import ConfigurationError
 from ledger.maintenance import history, jobs, parse_duration, run_job
@@ -53,8 +56,11 @@ from ledger.store import EventStore, default_writer
 from ledger.store.database import RAW_ERRORS
 
 __all__ = [
+    "JOB_FORMAT",
     "JobInfo",
     "JobSpec",
+    "LedgerJobStore",
+    "StoredJob",
     "build_scheduler",
     "describe_jobs",
     "execute",
@@ -268,12 +274,21 @@ def scheduled_time(spec: JobSpec, now: dt.datetime) -> dt.datetime:
     return (latest or now).astimezone(dt.UTC)
 
 
-def execute(url: str, spec: dict[str, Any]) -> dict[str, Any] | None:
-    """Run one scheduled job (called by APScheduler; module-level so the job store can find it)."""
+#: The database each job store's jobs run against, by target name (the URL without its
+#: password): filled by :func:`build_scheduler` in the scheduler's own process, never stored.
+_TARGETS: dict[str, str] = {}
+
+
+def execute(spec: dict[str, Any], target: str | None = None) -> dict[str, Any] | None:
+    """Run one scheduled job (called by APScheduler with the job as the job store rebuilt it).
+
+    ``target`` names the database :func:`build_scheduler` was given in this process; unknown,
+    the run opens the configured database (``LEDGER_DATABASE_URL``).
+    """
     job = msgspec.convert(spec, JobSpec)
     options = job_options(job)
     when = scheduled_time(job, dt.datetime.now(dt.UTC))
-    with EventStore.open(url) as store:
+    with EventStore.open(_TARGETS.get(target or "")) as store:
         report = run_job(store, job.job, scheduled_for=when, runner=default_writer(), **options)
     if report is None:
         log.info("%s run of %s was claimed by another scheduler", job.job, when.isoformat())
@@ -282,19 +297,170 @@ def execute(url: str, spec: dict[str, Any]) -> dict[str, Any] | None:
     return msgspec.to_builtins(report)  # type: ignore[no-any-return]
 
 
+#: The ``format`` of a job row's state, so a row that is anything else is recognised.
+JOB_FORMAT = "session-ledger/job/1"
+
+
+class StoredJob(msgspec.Struct, frozen=True, kw_only=True):
+    """What a row of ``apscheduler_jobs`` holds (JSON in ``job_state``): the spec and the
+    scheduling state, nothing executable and no database URL."""
+
+    format: str
+    id: str
+    name: str
+    spec: JobSpec
+    next_run_time: dt.datetime | None
+    coalesce: bool
+    max_instances: int
+    misfire_grace_time: int | None
+
+
+class _UnreadableJobError(Exception):
+    """A row whose ``job_state`` is not a :class:`StoredJob` (a pickle, say)."""
+
+
+class LedgerJobStore(SQLAlchemyJobStore):  # type: ignore[misc]  # APScheduler is untyped
+    """APScheduler's ``SQLAlchemyJobStore`` on the ledger's engine, with JSON job state.
+
+    The stock store pickles each job into ``job_state`` and unpickles whatever it reads, so
+    anyone who can write the table runs code on every scheduler host. This one writes a
+    :class:`StoredJob` (msgspec JSON) and rebuilds the job in code: ``func`` is always
+    :func:`execute`, the trigger comes from the spec. A row that is not such JSON is never
+    loaded: it is logged and removed.
+    """
+
+    def __init__(self, store: EventStore, target: str) -> None:
+        # APScheduler catches SQLAlchemy's IntegrityError itself: leave its errors raw.
+        super().__init__(
+            engine=store.engine.execution_options(**{RAW_ERRORS: True}),
+            tablename=apscheduler_jobs.name,
+        )
+        self.target = target
+
+    @staticmethod
+    def _state(job: Job) -> bytes:
+        spec = job.kwargs.get("spec")
+        if spec is None:
+            raise ValueError(f"job {job.id!r} is not a ledger job: only execute(spec) is stored")
+        return msgspec.json.encode(
+            StoredJob(
+                format=JOB_FORMAT,
+                id=job.id,
+                name=job.name,
+                spec=msgspec.convert(spec, JobSpec),
+                next_run_time=job.next_run_time,
+                coalesce=job.coalesce,
+                max_instances=job.max_instances,
+                misfire_grace_time=job.misfire_grace_time,
+            )
+        )
+
+    def add_job(self, job: Job) -> None:
+        """Insert ``job`` as JSON; ConflictingIdError if its id is taken."""
+        insert = self.jobs_t.insert().values(
+            id=job.id,
+            next_run_time=datetime_to_utc_timestamp(job.next_run_time),
+            job_state=self._state(job),
+        )
+        with self.engine.begin() as connection:
+            try:
+                connection.execute(insert)
+            except sa.exc.IntegrityError:
+                raise ConflictingIdError(job.id) from None
+
+    def update_job(self, job: Job) -> None:
+        """Overwrite ``job``'s row (whatever it held) with its JSON; JobLookupError if none."""
+        update = (
+            self.jobs_t.update()
+            .values(
+                next_run_time=datetime_to_utc_timestamp(job.next_run_time),
+                job_state=self._state(job),
+            )
+            .where(self.jobs_t.c.id == job.id)
+        )
+        with self.engine.begin() as connection:
+            if connection.execute(update).rowcount == 0:
+                raise JobLookupError(job.id)
+
+    def lookup_job(self, job_id: str) -> Job | None:
+        """The job ``job_id``, or None (also for an unreadable row, which is removed)."""
+        query = sa.select(self.jobs_t.c.job_state).where(self.jobs_t.c.id == job_id)
+        with self.engine.begin() as connection:
+            state = connection.execute(query).scalar()
+            if state is None:
+                return None
+            try:
+                return self._reconstitute_job(state)
+            except _UnreadableJobError as exc:
+                self._drop(connection, {job_id}, exc)
+                return None
+
+    def _reconstitute_job(self, job_state: bytes) -> Job:
+        try:
+            stored = msgspec.json.decode(job_state, type=StoredJob)
+            if stored.format != JOB_FORMAT:
+                raise ValueError(f"format {stored.format!r}, not {JOB_FORMAT!r}")
+            job = Job(
+                self._scheduler,
+                id=stored.id,
+                func=execute,
+                trigger=stored.spec.trigger(),
+                executor="default",
+                args=(),
+                kwargs={"spec": msgspec.to_builtins(stored.spec), "target": self.target},
+                name=stored.name,
+                misfire_grace_time=stored.misfire_grace_time,
+                coalesce=stored.coalesce,
+                max_instances=stored.max_instances,
+            )
+        except (msgspec.DecodeError, ValueError, TypeError) as exc:
+            raise _UnreadableJobError(str(exc)) from None
+        job.next_run_time = stored.next_run_time
+        job._jobstore_alias = self._alias
+        return job
+
+    def _get_jobs(self, *conditions: Any) -> list[Job]:
+        query = sa.select(self.jobs_t.c.id, self.jobs_t.c.job_state).order_by(
+            self.jobs_t.c.next_run_time
+        )
+        if conditions:
+            query = query.where(sa.and_(*conditions))
+        found: list[Job] = []
+        unreadable: dict[str, Exception] = {}
+        with self.engine.begin() as connection:
+            for job_id, state in connection.execute(query):
+                try:
+                    found.append(self._reconstitute_job(state))
+                except _UnreadableJobError as exc:
+                    unreadable[job_id] = exc
+            for job_id, why in unreadable.items():
+                self._drop(connection, {job_id}, why)
+        return found
+
+    def _drop(self, connection: sa.Connection, ids: set[str], why: Exception) -> None:
+        for job_id in ids:
+            log.warning(
+                "job %r in %s is not ledger JSON job state (%s): removed without loading it "
+                "(the scheduler never unpickles its table)",
+                job_id,
+                self.jobs_t.name,
+                why,
+            )
+        connection.execute(self.jobs_t.delete().where(self.jobs_t.c.id.in_(ids)))
+
+    def shutdown(self) -> None:
+        """Nothing to release: the engine is the store's, closed with it."""
+
+
 def build_scheduler(
     store: EventStore, specs: list[JobSpec], scheduler: BaseScheduler | None = None
 ) -> BaseScheduler:
-    """A scheduler whose jobs live in the ledger database, one per spec."""
+    """A scheduler whose jobs live in the ledger database (as JSON), one per spec."""
     scheduler = scheduler or BlockingScheduler(timezone=dt.UTC)
+    target = store.engine.url.render_as_string(hide_password=True)
+    _TARGETS[target] = store.engine.url.render_as_string(hide_password=False)
     scheduler.configure(
-        jobstores={
-            # APScheduler catches SQLAlchemy's IntegrityError itself: leave its errors raw.
-            "default": SQLAlchemyJobStore(
-                engine=store.engine.execution_options(**{RAW_ERRORS: True}),
-                tablename="apscheduler_jobs",
-            )
-        },
+        jobstores={"default": LedgerJobStore(store, target)},
         job_defaults={
             "coalesce": True,
             "max_instances": 1,
@@ -302,7 +468,6 @@ def build_scheduler(
         },
         timezone=dt.UTC,
     )
-    url = store.engine.url.render_as_string(hide_password=False)
     _forget_unconfigured(store, {f"ledger-{spec.job}" for spec in specs})
     for spec in specs:
         scheduler.add_job(
@@ -310,7 +475,7 @@ def build_scheduler(
             spec.trigger(),
             id=f"ledger-{spec.job}",
             name=spec.job,
-            kwargs={"url": url, "spec": msgspec.to_builtins(spec)},
+            kwargs={"spec": msgspec.to_builtins(spec), "target": target},
             replace_existing=True,
         )
     return scheduler
