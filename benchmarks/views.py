@@ -20,7 +20,7 @@ Then three things are measured in this process:
     and a child process did the building, so this process's peak covers only what is measured
     here.
 ``lookups``
-    :meth:`SessionViews.head` and :meth:`SessionViews.head_sequence` of ``--lookups`` random
+    :meth:`SessionViews.head` and :meth:`SessionViews.live_sequence` of ``--lookups`` random
     sessions (10,000), one call at a time, median and p99. Baseline: the same primary-key
     ``SELECT`` on a bare ``sqlite3`` connection, the cost of the index lookup alone. The four
     contenders take turns on every session id, in rotating order. Target: median < 100 µs.
@@ -84,7 +84,7 @@ REBUILD_TARGET = 0.25
 LOOKUP_TARGET_US = 100.0
 #: ``sqlite3`` statements the lookup baselines run (the views' queries, without SQLAlchemy).
 RAW_HEAD = "SELECT * FROM session_heads WHERE session_id = ?"
-RAW_SEQUENCE = "SELECT sequence FROM session_heads WHERE session_id = ?"
+RAW_SEQUENCE = "SELECT sequence FROM session_heads WHERE session_id = ? AND state != 'purged'"
 RAW_SEARCH = (
     "SELECT d.session_id, d.message_id, d.role, d.position, "
     "snippet(search_fts, 0, '[', ']', '…', 12) AS snippet, -bm25(search_fts) AS rank "
@@ -216,7 +216,7 @@ def measure_rebuild(store: EventStore, path: Path, opts: Options, report: Report
 
 
 def measure_lookups(store: EventStore, path: Path, opts: Options, report: Report) -> None:
-    """``head`` / ``head_sequence`` against bare-driver primary-key selects, per session id."""
+    """``head`` / ``live_sequence`` against bare-driver primary-key selects, per session id."""
     views = SessionViews(store.engine)
     conn = sqlite3.connect(path, isolation_level=None)
     rng = random.Random(SEED + 2)
@@ -227,12 +227,12 @@ def measure_lookups(store: EventStore, path: Path, opts: Options, report: Report
     try:
         for sid in ids[:200]:  # warm-up: pool, statement caches, page cache
             views.head(sid)
-            views.head_sequence(sid)
+            views.live_sequence(sid)
             conn.execute(RAW_HEAD, (sid,)).fetchone()
             conn.execute(RAW_SEQUENCE, (sid,)).fetchone()
         calls: list[Callable[[str], object]] = [
             views.head,
-            views.head_sequence,
+            views.live_sequence,
             lambda sid: conn.execute(RAW_HEAD, (sid,)).fetchone(),
             lambda sid: conn.execute(RAW_SEQUENCE, (sid,)).fetchone(),
         ]
@@ -242,7 +242,7 @@ def measure_lookups(store: EventStore, path: Path, opts: Options, report: Report
     report.latency += [
         Latency("head()", "sqlite3 SELECT * by key", samples[0], samples[2], LOOKUP_TARGET_US),
         Latency(
-            "head_sequence()",
+            "live_sequence()",
             "sqlite3 SELECT sequence",
             samples[1],
             samples[3],

@@ -24,6 +24,7 @@ __all__ = [
     "apscheduler_jobs",
     "archive_segments",
     "compaction_runs",
+    "erasures",
     "events",
     "metadata",
     "projection_checkpoints",
@@ -283,6 +284,22 @@ compaction_runs = sa.Table(
     sa.Column("finished_at", UTCDateTime, nullable=True),
     sa.Column("report", sa.Text, nullable=True),
     sa.UniqueConstraint("job", "scheduled_for"),
+)
+
+#: One row per erasure (``ledger erase``, migration 0008): who asked, when, for which scope, and
+#: which sessions it removed. It records that the content was erased, never the content.
+erasures = sa.Table(
+    "erasures",
+    metadata,
+    sa.Column("erasure_id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("subject", sa.String(300), nullable=False),
+    sa.Column("requested_by", sa.String(255), nullable=False),
+    sa.Column("erased_at", UTCDateTime, nullable=False),
+    sa.Column("sessions", sa.Integer, nullable=False),
+    sa.Column("events", sa.Integer, nullable=False),
+    # The erased session ids, a JSON array (ids only: they stay as tombstone heads anyway).
+    sa.Column("session_ids", sa.Text, nullable=False),
 )
 
 #: APScheduler 3's job table (its ``SQLAlchemyJobStore`` layout), created by migration 0004 so

@@ -226,6 +226,7 @@ class SessionViews:
         h = session_heads
         self._head = sa.select(h).where(h.c.session_id == sa.bindparam("session_id"))
         self._sequence = sa.select(h.c.sequence).where(h.c.session_id == sa.bindparam("sid"))
+        self._live_sequence = self._sequence.where(h.c.state != "purged")
         k = session_keys
         self._active = (
             sa.select(k.c.session_id)
@@ -243,9 +244,17 @@ class SessionViews:
         return None if row is None else _head(row)
 
     def head_sequence(self, session_id: str) -> int | None:
-        """Only the head ``sequence`` (the agent cache's per-turn read), ``None`` if absent."""
+        """Only the head ``sequence`` (a tombstone's too), ``None`` if absent."""
         with self._lookup.connect() as conn:
             value = conn.execute(self._sequence, {"sid": session_id}).scalar()
+        return None if value is None else int(value)
+
+    def live_sequence(self, session_id: str) -> int | None:
+        """The head ``sequence`` of a session that still holds its content (the agent cache's
+        per-turn read): ``None`` when it is absent or purged (erased, or past retention), since
+        an agent built from it would hold a conversation the ledger no longer has."""
+        with self._lookup.connect() as conn:
+            value = conn.execute(self._live_sequence, {"sid": session_id}).scalar()
         return None if value is None else int(value)
 
     def usage(self, session_id: str) -> SessionUsage:

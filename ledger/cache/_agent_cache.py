@@ -172,7 +172,7 @@ class AgentCache:
     def _head(self, session_id: str) -> tuple[int | None, bool]:
         """The session's live head sequence, and whether the database could be read."""
         try:
-            return self._read(self._views.head_sequence, session_id), True
+            return self._read(self._views.live_sequence, session_id), True
         except DatabaseError:
             return None, False
 

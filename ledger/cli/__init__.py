@@ -75,6 +75,14 @@ COMMANDS: dict[str, LazyCommand] = {
         "ledger.cli._gateway:demo",
         "Simulate a multi-platform gateway on the ledger and compare the three cache guards.",
     ),
+    "erase": LazyCommand(
+        "ledger.cli._privacy:erase_command",
+        "Erase the content of one --user, --key or --session: log, views, archive, search.",
+    ),
+    "erasures": LazyCommand(
+        "ledger.cli._privacy:erasures_command",
+        "The record of every erasure, newest first: who, when, which scope, how much.",
+    ),
     "explain": LazyCommand(
         "ledger.cli._replay:explain_command",
         "Show the timeline of SESSION_KEY with every guard's decision and its cause.",

@@ -5,7 +5,7 @@ in the same run:
 
 * single-event appends through :meth:`EventStore.append` vs SQLAlchemy Core one-row commits;
 * 1,000-event appends vs the driver's ``executemany`` of 1,000 rows in one transaction;
-* the agent cache's per-turn head read (``SessionViews.head_sequence``), median and p99;
+* the agent cache's per-turn head read (``SessionViews.live_sequence``), median and p99;
 * replay throughput of all three guards over the log just written.
 
 It never writes into a ledger. Without ``--url`` it runs on a temporary SQLite file. With a
@@ -185,7 +185,7 @@ def run_bench(
             samples = []
             for _ in range(2000):
                 started = time.perf_counter()
-                views.head_sequence("bench")
+                views.live_sequence("bench")
                 samples.append((time.perf_counter() - started) * 1e6)
             samples.sort()
             total = store.last_position()

@@ -9,9 +9,16 @@ import click
 import msgspec
 
 from ledger.cli._common import open_store, progress_bar
-from ledger.cli._options import json_option, url_option
-from ledger.cli._output import echo, emit_json
-from ledger.maintenance import CompactionReport, history, parse_duration, restore, run_job
+from ledger.cli._options import confirm, json_option, url_option
+from ledger.cli._output import echo, emit_json, printable
+from ledger.maintenance import (
+    CompactionReport,
+    history,
+    parse_duration,
+    restore,
+    retention,
+    run_job,
+)
 
 __all__ = ["compact"]
 
@@ -51,6 +58,8 @@ def _print(report: CompactionReport | None, as_json: bool) -> None:
         f"{report.job}: {verb} {report.sessions} sessions/streams, {report.events} events; "
         f"bytes {report.bytes_before} -> {report.bytes_after}"
     )
+    for session_id in report.session_ids:
+        echo(f"  {session_id}")
     for line in report.details:
         echo(f"  {line}")
 
@@ -81,12 +90,30 @@ def restore_command(url: str | None, as_json: bool, dry_run: bool, session_id: s
 
 @compact.command("retention")
 @_job_options(None)
+@click.option("--key", default=None, help="Only sessions opened under this session key.")
+@click.option("--user", default=None, help="Only sessions opened with this user id.")
+@click.option("--yes", is_flag=True, help="Really purge (otherwise: say what, change nothing).")
 def retention_command(
-    url: str | None, as_json: bool, dry_run: bool, older_than: str | None
+    url: str | None,
+    as_json: bool,
+    dry_run: bool,
+    older_than: str | None,
+    key: str | None,
+    user: str | None,
+    yes: bool,
 ) -> None:
-    """Purge sessions idle longer than --older-than (required), keeping tombstone heads."""
+    """Purge sessions idle longer than --older-than (required), keeping tombstone heads.
+
+    Without --yes (or a typed confirmation on a terminal) it lists what it would purge and
+    changes nothing.
+    """
     age = parse_duration(older_than) if older_than is not None else None
-    _run("retention", url, as_json, dry_run, older_than=age)
+    if not dry_run and not yes:
+        with open_store(url, create=False) as store:
+            plan = retention(store, older_than=age, key=key, user=user, dry_run=True)
+        ids = ", ".join(plan.session_ids) or "none"
+        confirm(yes, printable(f"retention would purge {plan.sessions} sessions ({ids})"), "purge")
+    _run("retention", url, as_json, dry_run, older_than=age, key=key, user=user)
 
 
 @compact.command("keys")

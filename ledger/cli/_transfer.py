@@ -14,13 +14,14 @@ import click
 import msgspec
 
 from ledger.cli._common import open_store, progress_bar
-from ledger.cli._options import json_option, url_option
+from ledger.cli._options import json_option, scope_options, url_option
 from ledger.cli._output import echo, emit_json
 from ledger.errors import DuplicateEventError
 from ledger.facade import Ledger
 from ledger.hermes import ImportSummary, count_hermes_messages, follow_hermes, import_hermes
 from ledger.hermes._follow import MAX_INTERVAL, MIN_INTERVAL
 from ledger.jsonl import read_jsonl, write_jsonl
+from ledger.maintenance import export_scope, scope_of
 from ledger.records import RecordedEvent, StreamAppend
 
 __all__ = ["export", "import_hermes_command", "import_jsonl"]
@@ -30,12 +31,28 @@ __all__ = ["export", "import_hermes_command", "import_jsonl"]
 @url_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--after", default=0, show_default=True, help="Only events after this position.")
-def export(url: str | None, output: Path | None, after: int) -> None:
-    """Write the log as JSON Lines (stdout, or --output FILE)."""
+@scope_options
+def export(
+    url: str | None,
+    output: Path | None,
+    after: int,
+    user: str | None,
+    key: str | None,
+    session: str | None,
+) -> None:
+    """Write the log as JSON Lines (stdout, or --output FILE).
+
+    With --user, --key or --session: only that scope's sessions (their content and usage
+    streams, and the key's switches), in log order: a privacy request's export.
+    """
+    scoped = any(value is not None for value in (user, key, session))
+    scope = scope_of(user=user, key=key, session=session) if scoped else None
     with open_store(url, create=False) as store:
-        total = max(0, store.last_position() - after)
+        total = 0 if scope else max(0, store.last_position() - after)
         with progress_bar("export", total, quiet=output is None) as advance:
-            records = store.read_all(after)
+            records = store.read_all(after) if scope is None else export_scope(store, scope)
+            if scope is not None and after:
+                records = (r for r in records if r.position > after)
             if output is None:
                 count = write_jsonl(records, sys.stdout.buffer)
             else:

@@ -79,6 +79,8 @@ class CompactionReport(msgspec.Struct, kw_only=True):
     bytes_before: int = 0
     bytes_after: int = 0
     details: list[str] = msgspec.field(default_factory=list)
+    #: The sessions it touched (or, with ``dry_run``, would touch), in the order it went.
+    session_ids: list[str] = msgspec.field(default_factory=list)
 
 
 class ForgettingProjection(Protocol):
@@ -139,6 +141,7 @@ def archive(
             info = archive_stream(conn, stream, dry_run=dry_run)
         if info is not None:
             report.sessions += 1
+            report.session_ids.append(session_id)
             report.events += info.events
             report.bytes_before += info.raw_bytes
             report.bytes_after += info.compressed_bytes
@@ -164,7 +167,8 @@ def restore(store: EventStore, session_id: str, *, dry_run: bool = False) -> Com
     return report
 
 
-def _forgetters() -> list[ForgettingProjection]:
+def forgetters() -> list[ForgettingProjection]:
+    """The installed projections that can forget a purged session."""
     return [p for p in (cls() for cls in plugins.load("projections")) if hasattr(p, "forget")]
 
 
@@ -172,17 +176,24 @@ def retention(
     store: EventStore,
     *,
     older_than: dt.timedelta | None,
+    key: str | None = None,
+    user: str | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> CompactionReport:
     """Purge sessions idle longer than ``older_than``, keeping a tombstone head for each.
 
+    ``key`` / ``user`` narrow it to the sessions opened under that session key / by that user.
     The active session of a key is kept unless it is closed. Usage statistics lose what the
     purged sessions contributed (they are derived from the log, and those events are gone);
-    every other view keeps equalling a rebuild from the log.
+    every other view keeps equalling a rebuild from the log. The report's ``session_ids``
+    lists the sessions purged (with ``dry_run``: those it would purge).
     """
     if older_than is None:
         raise InvalidArgumentError("older_than", None, "an explicit age: retention is opt-in")
+    for name, value in (("key", key), ("user", user)):
+        if value is not None and not value.strip():
+            raise InvalidArgumentError(name, value, f"a non-empty {name}")
     h, k = session_heads, session_keys
     active = sa.select(k.c.session_id).where(k.c.session_id == h.c.session_id).exists()
     query = sa.select(h.c.session_id).where(
@@ -190,10 +201,14 @@ def retention(
         h.c.state != "purged",
         sa.or_(h.c.state == "closed", ~active),
     )
+    if key is not None:
+        query = query.where(h.c.session_key == key)
+    if user is not None:
+        query = query.where(h.c.user_id == user)
     with store.engine.connect() as conn:
         candidates = list(conn.execute(query.order_by(h.c.updated_at)).scalars())
     report = CompactionReport(job="retention", dry_run=dry_run)
-    forgetters = _forgetters()
+    projections = forgetters()
     for session_id in candidates:
         stream = session_stream(session_id)
         with store.transaction(streams=[stream]) as conn:
@@ -202,10 +217,11 @@ def retention(
                 continue
             records = store.read_stream_in(conn, stream)
             report.sessions += 1
+            report.session_ids.append(session_id)
             report.events += len(records)
             report.bytes_before += sum(len(msgspec.json.encode(r.event)) for r in records)
             if not dry_run:
-                _purge(conn, session_id, stream, records, forgetters)
+                purge_session(conn, session_id, stream, records, projections)
         if progress is not None:
             progress(1)
     if report.sessions and not dry_run:
@@ -215,13 +231,15 @@ def retention(
     return report
 
 
-def _purge(
+def purge_session(
     conn: sa.Connection,
     session_id: str,
     stream: str,
     records: Sequence[RecordedEvent],
-    forgetters: Sequence[ForgettingProjection],
+    projections: Sequence[ForgettingProjection],
 ) -> None:
+    """Delete ``session_id``'s events (archived too), keep a tombstone head, and let each
+    projection forget what it derived from ``records``."""
     row = (
         conn.execute(sa.select(session_heads).where(session_heads.c.session_id == session_id))
         .mappings()
@@ -241,7 +259,7 @@ def _purge(
         )
     )
     # After the tombstone exists: the sessions projection rebuilds the head from it.
-    for projection in forgetters:
+    for projection in projections:
         projection.forget(conn, session_id, records)
 
 
@@ -259,6 +277,7 @@ def compact_keys(
     report = CompactionReport(job="keys", dry_run=dry_run)
     for stream, count, size in found:
         report.sessions += 1
+        report.details.append(f"{stream}: {count} old switches")
         report.events += count
         report.bytes_before += size
         if not dry_run:

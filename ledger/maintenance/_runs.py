@@ -1,13 +1,17 @@
 """Running a job by name and keeping its history (``compaction_runs``, ``ledger compact history``).
 
-Every run is a row: claimed (inserted) before the job starts, finished with its status and
-report afterwards. A scheduled run's ``(job, scheduled_for)`` is UNIQUE, so however many
-schedulers fire the same run, the first claim wins and the others return without running.
+Every run that writes is a row: claimed (inserted) before the job starts, finished with its
+status and report afterwards. A scheduled run's ``(job, scheduled_for)`` is UNIQUE, so however
+many schedulers fire the same run, the first claim wins and the others return without running.
+A dry run writes nothing, not even its row; a run refused for its arguments (unknown option,
+bad value: :class:`InvalidArgumentError` before the job writes) leaves no row either, since it
+never ran.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -60,6 +64,12 @@ def run_job(
     available = jobs()
     if name not in available:
         raise InvalidArgumentError("job", name, " | ".join(sorted(available)))
+    job = available[name]
+    if progress is not None:
+        options["progress"] = progress
+    _check_options(name, job, options)
+    if dry_run:
+        return job(store, dry_run=True, **options)
     runs = compaction_runs
     try:
         with store.transaction() as conn:
@@ -82,22 +92,44 @@ def run_job(
         raise
     status, report = "failed", None
     try:
-        if progress is not None:
-            options["progress"] = progress
-        report = available[name](store, dry_run=dry_run, **options)
+        report = job(store, dry_run=False, **options)
         status = "ok"
         return report
+    except InvalidArgumentError:
+        status = "refused"  # its arguments: the job raises this before it writes anything
+        raise
     finally:
         with store.transaction() as conn:
-            conn.execute(
-                runs.update()
-                .where(runs.c.run_id == run_id)
-                .values(
-                    status=status,
-                    finished_at=_now(),
-                    report=None if report is None else msgspec.json.encode(report).decode(),
+            mine = runs.c.run_id == run_id
+            if status == "refused":
+                conn.execute(runs.delete().where(mine))
+            else:
+                conn.execute(
+                    runs.update()
+                    .where(mine)
+                    .values(
+                        status=status,
+                        finished_at=_now(),
+                        report=None if report is None else msgspec.json.encode(report).decode(),
+                    )
                 )
-            )
+
+
+def _check_options(
+    name: str, job: Callable[..., CompactionReport], options: dict[str, Any]
+) -> None:
+    """Refuse options ``job`` does not take, before anything runs or is recorded."""
+    try:
+        inspect.signature(job).bind(None, dry_run=False, **options)
+    except TypeError as exc:
+        taken = [
+            p.name
+            for p in inspect.signature(job).parameters.values()
+            if p.kind is p.KEYWORD_ONLY and p.name not in ("dry_run", "progress")
+        ]
+        raise InvalidArgumentError(
+            f"{name} options", sorted(options), "options among: " + ", ".join(taken)
+        ) from exc
 
 
 class RunRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -35,7 +35,7 @@ def test_an_unreadable_head_reuses_with_reason_unverified_and_moves_no_baseline(
 ) -> None:
     sid, cache = _built(ledger)
     before = cache.baselines(KEY)
-    monkeypatch.setattr(SessionViews, "head_sequence", _down)
+    monkeypatch.setattr(SessionViews, "live_sequence", _down)
     decision = cache.check(KEY, sid, SIG)
     assert (decision.action, decision.reason, decision.agent) == ("reuse", "unverified", "A1")
     assert cache.baselines(KEY) == before
@@ -45,7 +45,7 @@ def test_a_transient_error_is_retried_and_the_check_verified(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sid, cache = _built(ledger)
-    real = SessionViews.head_sequence
+    real = SessionViews.live_sequence
     failures = iter([True])
 
     def flaky(self: SessionViews, session_id: str) -> int | None:
@@ -53,7 +53,7 @@ def test_a_transient_error_is_retried_and_the_check_verified(
             raise DatabaseError("server closed the connection unexpectedly", backend="test")
         return real(self, session_id)
 
-    monkeypatch.setattr(SessionViews, "head_sequence", flaky)
+    monkeypatch.setattr(SessionViews, "live_sequence", flaky)
     assert cache.check(KEY, sid, SIG).reason == "hit"
 
 

@@ -180,7 +180,7 @@ def test_a_failure_during_a_purge_leaves_the_session_unpurged(
     write_sessions(ledger, 2)
     let_age()
     before = dump_all(ledger.store)
-    monkeypatch.setattr(compaction, "_forgetters", lambda: [SessionsProjection(), _FailingForget()])
+    monkeypatch.setattr(compaction, "forgetters", lambda: [SessionsProjection(), _FailingForget()])
     with pytest.raises(Injected):
         retention(ledger.store, older_than=AGE)
     assert dump_all(ledger.store) == before

@@ -1,6 +1,7 @@
 """``run_job`` and its history, the ``compact`` CLI's reports, and ``parse_duration``.
 
-Every run is recorded (``ok`` or ``failed``), a scheduled run is claimed once, every job's
+Every run that writes is recorded (``ok`` or ``failed``; dry runs and runs refused for their
+arguments are not: see test_erasure.py), a scheduled run is claimed once, every job's
 ``--json`` report has the documented keys, and an age is parsed or refused with a typed error.
 Each test runs on SQLite and PostgreSQL.
 """
@@ -14,8 +15,17 @@ import pytest
 import sqlalchemy as sa
 
 from ledger import InvalidArgumentError, Ledger
-from ledger.maintenance import archive, history, jobs, parse_duration, run_job
+from ledger.maintenance import (
+    JOBS,
+    CompactionReport,
+    archive,
+    history,
+    jobs,
+    parse_duration,
+    run_job,
+)
 from ledger.schema import events
+from ledger.store import EventStore
 from tests.maintenance.support import KEY, invoke
 
 REPORT_KEYS = {"job", "dry_run", "sessions", "events", "bytes_before", "bytes_after"}
@@ -36,12 +46,23 @@ def test_run_job_records_a_successful_run(ledger: Ledger) -> None:
     assert run.finished_at is not None
 
 
-def test_run_job_records_a_failed_run_and_reraises(ledger: Ledger) -> None:
+def _boom(store: EventStore, *, dry_run: bool = False) -> CompactionReport:
+    """A job that fails while running (not for its arguments)."""
+    raise RuntimeError("disk on fire")
+
+
+@pytest.fixture
+def boom(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Install :func:`_boom` as the job ``boom``."""
+    monkeypatch.setitem(JOBS, "boom", _boom)
+
+
+def test_run_job_records_a_failed_run_and_reraises(ledger: Ledger, boom: None) -> None:
     """A run whose job raises is recorded as ``failed`` and the error reaches the caller."""
-    with pytest.raises(InvalidArgumentError):
-        run_job(ledger.store, "retention", older_than=None)
+    with pytest.raises(RuntimeError):
+        run_job(ledger.store, "boom")
     (run,) = history(ledger.store)
-    assert (run.job, run.status, run.report) == ("retention", "failed", None)
+    assert (run.job, run.status, run.report) == ("boom", "failed", None)
 
 
 def test_run_job_of_an_unknown_job_raises_invalid_argument(ledger: Ledger) -> None:
@@ -51,18 +72,20 @@ def test_run_job_of_an_unknown_job_raises_invalid_argument(ledger: Ledger) -> No
     assert history(ledger.store) == []
 
 
-def test_history_cli_json_lists_runs_newest_first(ledger: Ledger, migrated_url: str) -> None:
+def test_history_cli_json_lists_runs_newest_first(
+    ledger: Ledger, migrated_url: str, boom: None
+) -> None:
     """``ledger compact history --json`` shows each run's job, status and report."""
     run_job(ledger.store, "keys")
-    with pytest.raises(InvalidArgumentError):
-        run_job(ledger.store, "retention", older_than=None)
-    run_job(ledger.store, "vacuum", dry_run=True)
+    with pytest.raises(RuntimeError):
+        run_job(ledger.store, "boom")
+    run_job(ledger.store, "vacuum")
     code, out, _ = invoke("compact", "history", "--json", "--url", migrated_url)
     assert code == 0
     runs = json.loads(out)
     assert [(r["job"], r["status"], r["dry_run"]) for r in runs] == [
-        ("vacuum", "ok", True),
-        ("retention", "failed", False),
+        ("vacuum", "ok", False),
+        ("boom", "failed", False),
         ("keys", "ok", False),
     ]
     assert set(runs[0]["report"]) >= REPORT_KEYS
@@ -86,7 +109,7 @@ def test_a_scheduled_run_is_claimed_once(ledger: Ledger) -> None:
     "args",
     [
         ["archive", "--older-than", "30d"],
-        ["retention", "--older-than", "30d"],
+        ["retention", "--older-than", "30d", "--yes"],
         ["keys", "--older-than", "7d"],
         ["snapshot"],
         ["vacuum"],
