@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import signal
 import threading
@@ -15,7 +16,14 @@ import msgspec
 from ledger.cli._common import open_store
 from ledger.cli._options import json_option, url_option
 from ledger.cli._output import echo, emit_json
-from ledger.maintenance.scheduler import build_scheduler, describe_jobs, load_schedule
+from ledger.maintenance.scheduler import (
+    build_scheduler,
+    describe_jobs,
+    format_moment,
+    format_options,
+    format_trigger,
+    load_schedule,
+)
 
 __all__ = ["scheduler"]
 
@@ -69,8 +77,15 @@ def scheduler_jobs(url: str | None, config: Path | None, as_json: bool) -> None:
     if as_json:
         emit_json(msgspec.to_builtins(infos))
         return
-    for info in infos:
+    now = dt.datetime.now(dt.UTC)
+    for spec, info in zip(specs, infos, strict=True):
+        next_run = "-" if info.next_run is None else format_moment(info.next_run, now)
+        last = "-"
+        if info.last_status is not None:
+            when = "" if info.last_run is None else " " + format_moment(info.last_run, now)
+            last = info.last_status + when
+        options = format_options(spec)
         echo(
-            f"{info.job:<10} {info.trigger:<22} next {info.next_run or '-'}  "
-            f"last {info.last_status or '-'} {info.last_run or ''} {info.options or ''}"
+            f"{info.job:<10} {format_trigger(spec):<18} next {next_run:<36}  last {last}"
+            + (f"  {options}" if options else "")
         )

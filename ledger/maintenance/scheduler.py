@@ -65,6 +65,9 @@ __all__ = [
     "describe_jobs",
     "execute",
     "format_duration",
+    "format_moment",
+    "format_options",
+    "format_trigger",
     "job_options",
     "load_schedule",
 ]
@@ -255,6 +258,51 @@ def format_duration(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{int(seconds)}s" if seconds == int(seconds) else f"{seconds!r}s"
+
+
+def _roughly(seconds: float) -> str:
+    """A span in its two largest whole units of days, hours and minutes (``23m``,
+    ``1h 30m``, ``1d 8h``), or in seconds under a minute (``40s``)."""
+    if seconds < 60:
+        return f"{int(seconds)}s"
+    left = int(seconds) // 60
+    parts: list[tuple[int, str]] = []
+    for unit, size in (("d", 1440), ("h", 60), ("m", 1)):
+        count, left = divmod(left, size)
+        if count or parts:
+            parts.append((count, unit))
+    return " ".join(f"{count}{unit}" for count, unit in parts[:2] if count)
+
+
+def format_moment(moment: dt.datetime, now: dt.datetime | None = None) -> str:
+    """``moment`` in UTC to the minute (seconds only when it has some) and how far from
+    ``now`` it is: ``2026-12-02 19:00 UTC (in 23m)``, ``… (37m ago)``, ``… (now)``."""
+    now = dt.datetime.now(dt.UTC) if now is None else now
+    moment = moment.astimezone(dt.UTC)
+    shape = "%Y-%m-%d %H:%M" if moment.second == moment.microsecond == 0 else "%Y-%m-%d %H:%M:%S"
+    delta = (moment - now).total_seconds()
+    if abs(delta) < 1:
+        return f"{moment:{shape}} UTC (now)"
+    span = _roughly(abs(delta))
+    return f"{moment:{shape}} UTC ({'in ' + span if delta > 0 else span + ' ago'})"
+
+
+def format_trigger(spec: JobSpec) -> str:
+    """``every 1h`` or ``cron 0 3 * * *``."""
+    if spec.cron is not None:
+        return f"cron {spec.cron}"
+    assert spec.every is not None
+    return f"every {format_duration(spec.every)}"
+
+
+def format_options(spec: JobSpec) -> str:
+    """The job's options as ``key=value`` words, ages as durations (``older_than=30d``)."""
+    words = []
+    for key, value in job_options(spec).items():
+        if isinstance(value, dt.timedelta):
+            value = format_duration(value.total_seconds())
+        words.append(f"{key}={value}")
+    return " ".join(words)
 
 
 def scheduled_time(spec: JobSpec, now: dt.datetime) -> dt.datetime:
@@ -492,7 +540,10 @@ class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
     """A configured job, when it runs next and how its last run went."""
 
     job: str
+    #: ``every <seconds>s`` or ``cron <line>``; ``every`` and ``cron`` say the same apart.
     trigger: str
+    every: float | None
+    cron: str | None
     options: dict[str, Any]
     next_run: dt.datetime | None
     last_status: str | None
@@ -512,6 +563,8 @@ def describe_jobs(store: EventStore, specs: list[JobSpec]) -> list[JobInfo]:
             JobInfo(
                 job=spec.job,
                 trigger=f"cron {spec.cron}" if spec.cron else f"every {spec.every:g}s",
+                every=spec.every,
+                cron=spec.cron,
                 options=spec.options,
                 next_run=None if when is None else dt.datetime.fromtimestamp(when, dt.UTC),
                 last_status=runs[0].status if runs else None,
