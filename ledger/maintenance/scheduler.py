@@ -1,11 +1,20 @@
 """``ledger scheduler``: the compaction jobs on a schedule, with APScheduler 3.
 
-Jobs are stored in the ledger's own database (``SQLAlchemyJobStore``, table
-``apscheduler_jobs``), coalesced, with ``max_instances=1``. Several schedulers may run against
-one database, on one host or many: every job run first claims its row in ``compaction_runs``
-under ``UNIQUE (job, scheduled_for)``, so whichever scheduler fires a scheduled run first
-executes it and the others skip it. Interval triggers are anchored at a fixed epoch so every
-scheduler computes the same run times.
+Jobs are stored in the ledger's own database (table ``apscheduler_jobs``, through
+:class:`LedgerJobStore`), coalesced, with ``max_instances=1`` and a misfire grace of ten
+minutes. Several schedulers may run against one database, on one host or many: every job run
+first claims its row in ``compaction_runs`` under ``UNIQUE (job, scheduled_for)``, so whichever
+scheduler fires a scheduled run first executes it and the others skip it. Interval triggers are
+anchored at a fixed epoch so every scheduler computes the same run times.
+
+A job row holds JSON (:class:`StoredJob`: the job's name, ``every``/``cron``, options, next run
+time and the coalesce/instances/grace settings), never a pickle and never the database URL.
+APScheduler's stock store pickles each job, with its arguments, and unpickles every row it
+reads: the URL's password would sit in the table, and whoever can write the table would run
+code on every scheduler host. Here a job is rebuilt in code (always :func:`execute`, the
+trigger from its spec), a row that is not such JSON is logged and removed without being
+loaded, and a run opens the database the scheduler process was started on (else
+``LEDGER_DATABASE_URL``).
 
 Configuration, a TOML file (``--config`` or ``LEDGER_SCHEDULE_FILE``)::
 
