@@ -207,7 +207,7 @@ def _spec(job: str, raw: Mapping[str, Any], where: str) -> JobSpec | None:
 def _from_variable(job: str, text: str) -> JobSpec | None:
     name = f"LEDGER_SCHEDULE_{job.upper()}"
     words = text.split()
-    if words == [OFF]:
+    if len(words) == 1 and words[0].lower() == OFF:
         return None
     if len(words) < 2 or words[0] not in ("every", "cron"):
         raise ConfigurationError(

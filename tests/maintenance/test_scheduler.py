@@ -86,7 +86,7 @@ def test_a_default_job_is_turned_off_by_off_or_enabled_false(tmp_path: Path) -> 
     """``LEDGER_SCHEDULE_<JOB>=off`` or ``enabled = false`` in the job's table: not scheduled."""
     config = tmp_path / "schedule.toml"
     config.write_text("[jobs.snapshot]\nenabled = false\n")
-    env = {"LEDGER_SCHEDULE_ARCHIVE": "off"}
+    env = {"LEDGER_SCHEDULE_ARCHIVE": "off", "LEDGER_SCHEDULE_RETENTION": "OFF"}
     assert {spec.job for spec in load_schedule(config, env=env)} == {"keys", "vacuum"}
 
 

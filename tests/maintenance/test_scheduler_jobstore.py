@@ -62,9 +62,7 @@ def _plant(store: EventStore, job_id: str, state: bytes) -> None:
         )
 
 
-def test_the_job_table_holds_json_without_the_database_url(
-    database_url: str, settings: object
-) -> None:
+def test_the_job_table_holds_json_without_the_database_url(database_url: str) -> None:
     """With a password in the URL, no stored job row carries it, nor any part of the URL."""
     from ledger.store import migration
     from ledger.store.database import create_engine
