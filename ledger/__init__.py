@@ -36,10 +36,11 @@ from ledger.errors import (
 
 if TYPE_CHECKING:
     from ledger.aio import AsyncLedger
-    from ledger.cache import AgentCache, AsyncAgentCache, CacheDecision
+    from ledger.cache import AgentCache, AsyncAgentCache, CacheDecision, CacheStats
     from ledger.codec import Codec
     from ledger.config import Settings
     from ledger.events import (
+        CacheDecided,
         Event,
         MessageAppended,
         MessagesRetracted,
@@ -65,6 +66,7 @@ _LAZY = {
     "AsyncAgentCache": "ledger.cache",
     "AsyncLedger": "ledger.aio",
     "CacheDecision": "ledger.cache",
+    "CacheStats": "ledger.cache",
     "Codec": "ledger.codec",
     "Event": "ledger.events",
     "EventStore": "ledger.store",
@@ -87,6 +89,7 @@ _LAZY = {
     "StreamAppend": "ledger.records",
     "TranscriptMessage": "ledger.views",
     "UsageRecorded": "ledger.events",
+    "CacheDecided": "ledger.events",
     "platform_event_id": "ledger.idempotency",
 }
 
@@ -98,7 +101,9 @@ __all__ = [
     "AsyncAgentCache",
     "AsyncLedger",
     "BuildTimeoutError",
+    "CacheDecided",
     "CacheDecision",
+    "CacheStats",
     "Codec",
     "ConfigurationError",
     "CorruptSegmentError",

@@ -16,6 +16,7 @@ import msgspec
 
 __all__ = [
     "EVENT_TYPES",
+    "CacheDecided",
     "Event",
     "MessageAppended",
     "MessagesRetracted",
@@ -174,6 +175,28 @@ class UsageRecorded(Event, frozen=True, kw_only=True, tag="UsageRecorded"):
     model: Name | None = None
 
 
+class CacheDecided(Event, frozen=True, kw_only=True, tag="CacheDecided"):
+    """A live agent cache's decision that was not a plain ``hit``; lives in the key's
+    ``decisions-*`` stream, so recording it never moves a session's ``sequence``.
+
+    ``reason`` is a decision-table reason, or ``evicted`` / ``expired`` (the entry left the
+    cache: LRU size, idle TTL). For a ``miss``/``rebuild``, ``build_seconds`` is the time from
+    the decision to the ``store`` that cached the new agent, and ``built`` is False when the
+    build was abandoned.
+    """
+
+    session_key: Id
+    session_id: Id | None = None
+    action: Short
+    reason: Short
+    baseline: NonNegative | None = None
+    live: NonNegative | None = None
+    build_seconds: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    built: bool | None = None
+    #: When the cache decided (the append may come a little later, off the turn's path).
+    decided_at: Time | None = None
+
+
 #: Every event class by its stored tag.
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
@@ -187,5 +210,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SessionClosed,
         SessionReopened,
         UsageRecorded,
+        CacheDecided,
     )
 }

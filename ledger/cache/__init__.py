@@ -4,12 +4,14 @@ asyncio twin :class:`AsyncAgentCache`."""
 from ledger.cache._agent_cache import AgentCache, CacheDecision
 from ledger.cache._async import AsyncAgentCache
 from ledger.cache._decision import Action, Reason, Verdict, decide
+from ledger.cache._recorder import CacheStats
 
 __all__ = [
     "Action",
     "AgentCache",
     "AsyncAgentCache",
     "CacheDecision",
+    "CacheStats",
     "Reason",
     "Verdict",
     "decide",

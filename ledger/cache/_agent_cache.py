@@ -24,15 +24,18 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+import msgspec
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ledger.cache._decision import RETRACTION, Action, Reason, Verdict, decide
+from ledger.cache._recorder import CacheStats, DecisionRecorder, counted, now
 from ledger.errors import BuildTimeoutError, DatabaseError, InvalidArgumentError
+from ledger.events import CacheDecided
 from ledger.records import AppendResult
 from ledger.store import EventStore, kinds_between
 from ledger.streams import session_stream
@@ -83,7 +86,15 @@ class _Pending:
     ticket: int
     session_id: str
     live: int | None
+    #: The miss/rebuild that started this build, recorded once the build ends.
+    decision: CacheDecided | None = None
+    started: float = 0.0
     done: threading.Event = field(default_factory=threading.Event)
+
+
+#: Why an entry left the cache: recorded (``evicted``, ``expired``) or not (``replaced`` by the
+#: agent a rebuild stored).
+_Gone = tuple[str, Any, str]
 
 
 class _Unreadable(Exception):
@@ -105,6 +116,7 @@ class AgentCache:
         idle_ttl: float | None = None,
         on_evict: Callable[[str, Any], None] | None = None,
         build_timeout: float = 300.0,
+        record_decisions: bool = True,
     ) -> None:
         if max_entries < 1:
             raise InvalidArgumentError("max_entries", max_entries, "an integer >= 1")
@@ -129,6 +141,14 @@ class AgentCache:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
+        #: Every decision that is not a plain hit goes to the key's ``decisions-*`` stream.
+        self._recorder = (
+            DecisionRecorder(self.event_store, self.writer) if record_decisions else None
+        )
+        self._counts: Counter[str] = Counter()
+        self._builds = 0
+        self._build_seconds = 0.0
+        self._abandoned = 0
 
     # -- the per-turn decision -------------------------------------------------------------
 
@@ -151,6 +171,8 @@ class AgentCache:
                     )
             self._notify(evicted)
             if decision is not None:
+                if decision.reuse and decision.reason != "hit":
+                    self._record(decision)
                 return decision
             assert pending is not None
             if not pending.done.wait(self.build_timeout):
@@ -207,13 +229,11 @@ class AgentCache:
             if entry is not None and action == "reuse":
                 # A switch records the first baseline; own writes fast-forward it.
                 entry.baselines[session_id] = live or 0
+        self._counts[reason] += 1
         ticket = None
         if action != "reuse":
             ticket = next(_tickets)
-            self._pending[session_key] = _Pending(
-                threading.get_ident(), ticket, session_id, live if readable else None
-            )
-        return CacheDecision(
+        decision = CacheDecision(
             action=action,
             reason=reason,
             session_key=session_key,
@@ -223,6 +243,31 @@ class AgentCache:
             live=live,
             ticket=ticket,
         )
+        if ticket is not None:
+            self._pending[session_key] = _Pending(
+                threading.get_ident(),
+                ticket,
+                session_id,
+                live if readable else None,
+                decision=self._event(decision) if self._recorder is not None else None,
+                started=time.monotonic(),
+            )
+        return decision
+
+    def _event(self, decision: CacheDecision) -> CacheDecided:
+        return CacheDecided(
+            session_key=decision.session_key,
+            session_id=decision.session_id,
+            action=decision.action,
+            reason=decision.reason,
+            baseline=decision.baseline,
+            live=decision.live,
+            decided_at=now(),
+        )
+
+    def _record(self, decision: CacheDecision) -> None:
+        if self._recorder is not None:
+            self._recorder.record(self._event(decision))
 
     def _classify(self, session_id: str, low: int, high: int) -> Verdict:
         """Look at the events between a baseline and the live head (:class:`_Unreadable` if the
@@ -276,23 +321,38 @@ class AgentCache:
         else:
             # Unknown (the check could not read it): 0, so the next check verifies everything.
             live = self._head(session_id)[0] or 0
-        evicted: list[tuple[str, Any]] = []
+        evicted: list[_Gone] = []
         with self._lock:
             old = self._entries.pop(session_key, None)
             baselines = dict(old.baselines) if old is not None else {}
             baselines[session_id] = live
             self._entries[session_key] = _Entry(agent, signature, baselines, time.monotonic())
             if old is not None and old.agent is not agent:
-                evicted.append((session_key, old.agent))
+                evicted.append((session_key, old.agent, "replaced"))
             while len(self._entries) > self.max_entries:
                 evicted.append(self._pop_oldest_locked())
-            self._resolve_locked(session_key, ticket)
+            ended = self._resolve_locked(session_key, ticket)
+            if ended is not None:
+                self._builds += 1
+                self._build_seconds += time.monotonic() - ended.started
+        self._finish_build(ended, built=True)
         self._notify(evicted)
 
     def abandon(self, session_key: str, *, ticket: int | None = None) -> None:
         """Give up building the key's agent (the build failed); the next waiter builds."""
         with self._lock:
-            self._resolve_locked(session_key, ticket)
+            ended = self._resolve_locked(session_key, ticket)
+            self._abandoned += ended is not None
+        self._finish_build(ended, built=False)
+
+    def _finish_build(self, ended: _Pending | None, *, built: bool) -> None:
+        """Record the miss/rebuild that started the build ``ended``, with how it ended."""
+        if ended is None or ended.decision is None or self._recorder is None:
+            return
+        seconds = round(time.monotonic() - ended.started, 6) if built else None
+        self._recorder.record(
+            msgspec.structs.replace(ended.decision, build_seconds=seconds, built=built)
+        )
 
     def rebaseline(
         self,
@@ -338,8 +398,33 @@ class AgentCache:
             entry = self._entries.pop(session_key, None)
         if entry is None:
             return False
-        self._notify([(session_key, entry.agent)])
+        self._notify([(session_key, entry.agent, "evicted")])
         return True
+
+    def stats(self) -> CacheStats:
+        """Decisions by reason, builds and their time, hit rate, entries, recording."""
+        with self._lock:
+            counts = Counter(self._counts)
+            stats = CacheStats(
+                builds=self._builds,
+                build_seconds=round(self._build_seconds, 6),
+                abandoned=self._abandoned,
+                entries=len(self._entries),
+            )
+        turns = sum(n for reason, n in counts.items() if reason not in ("evicted", "expired"))
+        reused = sum(counts[r] for r in ("hit", "switch", "own_write", "unverified"))
+        stats.decisions = counted(counts)
+        stats.hit_rate = reused / turns if turns else None
+        if self._recorder is not None:
+            stats.recorded = self._recorder.recorded
+            stats.queued = self._recorder.queued
+            stats.dropped = self._recorder.dropped
+            stats.record_failures = self._recorder.failures
+        return stats
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every recorded decision is in the log; False if not within ``timeout``."""
+        return True if self._recorder is None else self._recorder.flush(timeout)
 
     def sweep(self) -> int:
         """Evict entries idle longer than ``idle_ttl``; returns how many went."""
@@ -364,25 +449,37 @@ class AgentCache:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _resolve_locked(self, session_key: str, ticket: int | None = None) -> None:
+    def _resolve_locked(self, session_key: str, ticket: int | None = None) -> _Pending | None:
+        """End the key's build (``ticket``'s, or any); returns the build that ended."""
         pending = self._pending.get(session_key)
         if pending is not None and (ticket is None or pending.ticket == ticket):
             del self._pending[session_key]
             pending.done.set()
+            return pending
+        return None
 
-    def _pop_oldest_locked(self) -> tuple[str, Any]:
+    def _pop_oldest_locked(self) -> _Gone:
         key, entry = self._entries.popitem(last=False)
-        return key, entry.agent
+        return key, entry.agent, "evicted"
 
-    def _sweep_locked(self) -> list[tuple[str, Any]]:
+    def _sweep_locked(self) -> list[_Gone]:
         if self.idle_ttl is None:
             return []
         horizon = time.monotonic() - self.idle_ttl
         stale = [key for key, entry in self._entries.items() if entry.used < horizon]
-        return [(key, self._entries.pop(key).agent) for key in stale]
+        return [(key, self._entries.pop(key).agent, "expired") for key in stale]
 
-    def _notify(self, evicted: list[tuple[str, Any]]) -> None:
+    def _notify(self, gone: list[_Gone]) -> None:
+        for key, _agent, why in gone:
+            if why == "replaced":
+                continue
+            with self._lock:
+                self._counts[why] += 1
+            if self._recorder is not None:
+                self._recorder.record(
+                    CacheDecided(session_key=key, action="evict", reason=why, decided_at=now())
+                )
         if self.on_evict is None:
             return
-        for key, agent in evicted:
+        for key, agent, _why in gone:
             self.on_evict(key, agent)

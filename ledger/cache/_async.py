@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from ledger.cache._agent_cache import AgentCache, CacheDecision
+from ledger.cache._recorder import CacheStats
 from ledger.errors import BuildTimeoutError
 from ledger.records import AppendResult
 
@@ -163,6 +164,14 @@ class AsyncAgentCache:
             raise
         await self.store(session_key, session_id, signature, agent, ticket=decision.ticket)
         return agent, decision
+
+    def stats(self) -> CacheStats:
+        """See :meth:`AgentCache.stats` (in memory: safe on the loop)."""
+        return self.sync.stats()
+
+    async def flush(self, timeout: float = 10.0) -> bool:
+        """Wait, off the loop, until every recorded decision is in the log."""
+        return bool(await self._run(self.sync.flush, timeout))
 
     @property
     def writer(self) -> str:

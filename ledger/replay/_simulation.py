@@ -13,6 +13,16 @@ wrote to it, a message was retracted, its head regressed, or the signature chang
 reuse was right. A rebuild that was not needed is a *false bust*; a reuse that should have been
 a rebuild is a *missed change*. Memory is bounded by the number of sessions, keys and writers,
 never by the number of events, so a replay streams logs of any length.
+
+Recorded decisions: a live :class:`~ledger.AgentCache` writes each decision that is not a plain
+``hit`` to the key's ``decisions-*`` stream (``CacheDecided``, off the turn's path, so it may land
+in the log a little after the turn it belongs to). The replay matches each to its turn by writer,
+key, session and time: the decision belongs to the latest turn of that writer on that key that
+started before it and had not gone past its first event, else to the writer's next turn there
+(the decision is appended off the turn's path, so it may come after that turn in the log). A
+turn of a recording writer with no recorded decision was a ``hit``. A turn whose recorded action
+differs from the simulated ``ledger`` guard's is a *disagreement* (an eviction, a TTL expiry or
+a restart the simulation cannot know of, or a bug).
 """
 
 from __future__ import annotations
@@ -23,8 +33,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from ledger.codec import content_text
 from ledger.events import (
+    CacheDecided,
     MessageAppended,
     MessagesRetracted,
     SessionClosed,
@@ -37,6 +50,8 @@ from ledger.replay._reports import (
     GuardDecision,
     GuardTotals,
     KeyReport,
+    RecordedDecision,
+    RecordedTotals,
     ReplayReport,
     TimelineEntry,
 )
@@ -87,6 +102,24 @@ class _Turn:
     session_id: str
 
 
+#: Turns of one writer on one key kept open for a late recorded decision (bounded memory).
+_OPEN_TURNS = 4
+
+
+@dataclass(slots=True)
+class _Matched:
+    """A turn waiting for the live cache's recorded decision."""
+
+    session_id: str
+    started: dt.datetime
+    simulated: str | None
+    #: Where its timeline entry is (None: no timeline, or the key is not reported).
+    index: int | None
+    #: The time of the turn's second event: a decision after it is not this turn's.
+    moved_on: dt.datetime | None = None
+    recorded: RecordedDecision | None = None
+
+
 def _verdict(action: str, needed: bool) -> str:
     if action == "miss":
         return "build"
@@ -119,6 +152,11 @@ class _Replayer:
         self.reports: dict[str, KeyReport] = {}
         self.events = 0
         self.turn_count = 0
+        #: Per (writer, key): turns awaiting a recorded decision, and decisions awaiting a turn.
+        self.matching: dict[tuple[str, str], list[_Matched]] = {}
+        self.unmatched: dict[tuple[str, str], list[RecordedDecision]] = {}
+        #: Writers whose caches record decisions (their turns without one were hits).
+        self.recording: set[str] = set()
 
     def report(self, key: str) -> KeyReport:
         found = self.reports.get(key)
@@ -138,6 +176,9 @@ class _Replayer:
         self.events += 1
         self.now = record.recorded_at
         event = record.event
+        if isinstance(event, CacheDecided):
+            self._recorded(record, event)
+            return
         if isinstance(event, SessionSwitched):
             self._end_turns(lambda t: t.key == event.session_key)
             self.active[event.session_key] = event.session_id
@@ -150,6 +191,11 @@ class _Replayer:
         is_user = isinstance(event, MessageAppended) and event.role == "user"
         continues = isinstance(event, MessageAppended) and not is_user
         open_here = self.by_session.get(session_id)
+        if open_here and continues:
+            for ident in open_here:
+                waiting = self.matching.get(ident)
+                if waiting and waiting[-1].moved_on is None and ident[0] == record.writer:
+                    waiting[-1].moved_on = record.recorded_at
         if open_here:
             self._end_turns(
                 lambda t: t.writer != record.writer or not continues,
@@ -228,6 +274,13 @@ class _Replayer:
         if not self.wanted(key):
             return
         report = self.report(key)
+        self._await_decision(
+            record,
+            key,
+            session_id,
+            decisions.get("ledger", (None, None))[0],
+            len(report.timeline) if self.timeline else None,
+        )
         for name, (action, _reason) in decisions.items():
             verdict = _verdict(action, needed)
             totals = report.guards[name]
@@ -293,13 +346,99 @@ class _Replayer:
             truth[1][turn.session_id] = session.sequence
         cache.seen[turn.session_id] = _Seen()
 
+    # -- recorded decisions -------------------------------------------------------------------
+
+    def _recorded(self, record: RecordedEvent, event: CacheDecided) -> None:
+        key = event.session_key
+        self.recording.add(record.writer)
+        if not self.wanted(key):
+            return
+        decision = RecordedDecision(
+            position=record.position,
+            recorded_at=event.decided_at or record.recorded_at,
+            writer=record.writer,
+            session_id=event.session_id,
+            action=event.action,
+            reason=event.reason,
+            baseline=event.baseline,
+            live=event.live,
+            build_seconds=event.build_seconds,
+        )
+        report = self.report(key)
+        report.recorded.decisions += 1
+        report.recorded.builds += bool(event.built)
+        if self.timeline:
+            self._note(
+                record, key, event.session_id or "", "decision", f"{event.action} {event.reason}"
+            )
+        if event.session_id is None:  # an eviction or expiry: not a turn's decision
+            return
+        ident = (record.writer, key)
+        when = decision.recorded_at
+        turns = [t for t in self.matching.get(ident, []) if t.session_id == event.session_id]
+        before = [t for t in turns if t.started <= when]
+        if before and before[-1].recorded is None:
+            # Decided during a turn that had not gone past its first event (the gateway
+            # appended the user's message, then checked): that turn's decision.
+            last = before[-1]
+            if last.moved_on is None or when <= last.moved_on:
+                last.recorded = decision
+                return
+        after = [t for t in turns if t.started > when and t.recorded is None]
+        if after:  # decided before the turn started (checked, then appended): landed late
+            after[0].recorded = decision
+            return
+        self.unmatched.setdefault(ident, []).append(decision)
+
+    def _await_decision(
+        self,
+        record: RecordedEvent,
+        key: str,
+        session_id: str,
+        simulated: str | None,
+        index: int | None,
+    ) -> None:
+        ident = (record.writer, key)
+        turn = _Matched(session_id, record.recorded_at, simulated, index)
+        waiting = self.unmatched.get(ident)
+        if waiting:
+            # A decision recorded before this turn started (the cache checks before the
+            # gateway appends the user's message): the latest one for this session.
+            mine = [d for d in waiting if d.session_id == session_id]
+            if mine:
+                turn.recorded = mine[-1]
+            del self.unmatched[ident]
+        turns = self.matching.setdefault(ident, [])
+        turns.append(turn)
+        if len(turns) > _OPEN_TURNS:
+            self._settle(key, record.writer, turns.pop(0))
+
+    def _settle(self, key: str, writer: str, turn: _Matched) -> None:
+        """Compare a turn's recorded decision (or its implied hit) with the simulation."""
+        if writer not in self.recording:
+            return
+        report = self.report(key)
+        live = "reuse" if turn.recorded is None else turn.recorded.action
+        if turn.simulated is not None and live != turn.simulated:
+            report.recorded.disagreements += 1
+        if turn.index is not None and turn.recorded is not None:
+            entry = report.timeline[turn.index]
+            report.timeline[turn.index] = msgspec.structs.replace(entry, recorded=turn.recorded)
+
     def finish(self) -> ReplayReport:
         self._end_turns(lambda _t: True)
+        for (writer, key), turns in self.matching.items():
+            for turn in turns:
+                self._settle(key, writer, turn)
+        self.matching.clear()
         totals = {g: GuardTotals() for g in self.guards}
+        recorded = RecordedTotals()
         for report in self.reports.values():
+            recorded.add(report.recorded)
             for name, guard_totals in report.guards.items():
                 totals[name].add(guard_totals)
         return ReplayReport(
+            recorded=recorded,
             events=self.events,
             turns=sum(r.guards[self.guards[0]].turns for r in self.reports.values())
             if self.guards

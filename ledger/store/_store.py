@@ -22,7 +22,7 @@ import secrets
 import socket
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -114,6 +114,7 @@ class EventStore(LogReader):
         self.engine = engine
         self.settings = settings or Settings.from_env()
         self.writer = writer or default_writer()
+        self._on_close: list[Callable[[], None]] = []
         self.codec = codec or Codec(max_event_bytes=self.settings.max_event_bytes)
         if inline_projections is None:
             inline_projections = [cls() for cls in plugins.load("inline_projections")]
@@ -166,8 +167,16 @@ class EventStore(LogReader):
         return cls(engine, writer=writer, settings=settings, inline_projections=inline_projections)
 
     def close(self) -> None:
-        """Release every pooled connection."""
+        """Finish what was handed to the store's background writers (:meth:`on_close`), then
+        release every pooled connection."""
+        for finish in list(self._on_close):
+            finish()
         self.engine.dispose()
+
+    def on_close(self, finish: Callable[[], None]) -> None:
+        """Call ``finish`` when the store closes, before its connections go (an agent cache's
+        decision recorder writes its last decisions there)."""
+        self._on_close.append(finish)
 
     def __enter__(self) -> EventStore:
         return self
