@@ -17,6 +17,7 @@ from typing import Any
 import click
 import msgspec
 from rich.table import Table
+from rich.text import Text
 
 from ledger.cli._common import open_store, progress_bar
 from ledger.cli._options import json_option, url_option
@@ -26,7 +27,7 @@ from ledger.config import Settings
 from ledger.errors import InvalidArgumentError
 from ledger.jsonl import read_jsonl
 from ledger.records import RecordedEvent
-from ledger.replay import GUARDS, KeyReport, ReplayReport, replay
+from ledger.replay import GUARDS, KeyReport, ReplayReport, TimelineEntry, replay
 from ledger.replay._explain import LABELS, render_html, replay_document
 
 __all__ = ["explain_command", "replay_command"]
@@ -175,6 +176,13 @@ def _print_totals(report: ReplayReport) -> None:
         *(_cell(t.rebuilds, t.false_busts, t.missed_changes) for t in report.guards.values()),
     )
     print_table(table)
+    live = report.recorded
+    if live.decisions:
+        echo(
+            f"recorded by the live caches: {live.decisions} decisions, {live.builds} builds; "
+            f"{live.disagreements} turns where the live cache and the simulated ledger guard "
+            "disagree (evictions, TTL expiry, restarts)"
+        )
 
 
 def _cell(rebuilds: int, false_busts: int, missed: int) -> str:
@@ -188,6 +196,9 @@ def _print_timeline(key: KeyReport) -> None:
     table.add_column("event", max_width=_EVENT_WIDTH, overflow="fold")
     for name in key.guards:
         table.add_column(name, no_wrap=True)
+    recording = key.recorded.decisions > 0
+    if recording:
+        table.add_column("live (recorded)", no_wrap=True)
     for entry in key.timeline:
         cells = []
         for name in key.guards:
@@ -197,6 +208,8 @@ def _print_timeline(key: KeyReport) -> None:
                 continue
             style = _VERDICT_STYLE.get(decision.verdict, "")
             cells.append(text(f"{decision.action} ({decision.reason})", style))
+        if recording:
+            cells.append(_live_cell(entry))
         table.add_row(
             str(entry.position),
             f"{entry.recorded_at:%H:%M:%S}",
@@ -206,3 +219,15 @@ def _print_timeline(key: KeyReport) -> None:
             *cells,
         )
     print_table(table)
+
+
+def _live_cell(entry: TimelineEntry) -> Text:
+    """What the live cache recorded for a turn (``reuse (hit)`` when it recorded nothing)."""
+    if entry.kind != "turn":
+        return text("")
+    live = entry.recorded
+    action = "reuse" if live is None else live.action
+    label = "reuse (hit)" if live is None else f"{live.action} ({live.reason})"
+    simulated = (entry.decisions or {}).get("ledger")
+    differs = simulated is not None and simulated.action != action
+    return text(label + (" ≠ simulated" if differs else ""), "bold red" if differs else "")

@@ -303,3 +303,24 @@ def test_replay_counts_an_eviction_the_simulation_cannot_know_as_a_disagreement(
     assert report.recorded.disagreements == 1
     kinds = [e.kind for e in report.keys[KEY].timeline]
     assert kinds.count("decision") == 3  # miss, evicted, miss
+
+
+def test_explain_shows_the_recorded_decision_beside_the_simulated_ones(
+    ledger: Ledger, session: str, migrated_url: str
+) -> None:
+    """``ledger explain`` has a live column and marks the turn where it differs."""
+    from click.testing import CliRunner
+
+    from ledger.cli import cli
+
+    cache = ledger.cache()
+    turn(ledger, cache, session)
+    cache.evict(KEY)
+    turn(ledger, cache, session)
+    assert cache.flush()
+    result = CliRunner().invoke(cli, ["explain", KEY, "--url", migrated_url], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert "live (recorded)" in result.output
+    assert "miss (miss) ≠ simulated" in result.output
+    result = CliRunner().invoke(cli, ["replay", "--url", migrated_url], terminal_width=300)
+    assert "1 turns where the live cache and the simulated ledger guard disagree" in result.output
