@@ -1,0 +1,1 @@
+"""Adapters to the frameworks and tools gateways use (optional extras, imported on demand)."""
