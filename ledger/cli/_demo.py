@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
-from ledger.cache import AgentCache
+from ledger.cache import AgentCache, CacheStats
 from ledger.errors import LedgerError
 from ledger.facade import Ledger
 from ledger.replay import ReplayReport, replay
@@ -58,6 +58,7 @@ class DemoResult:
     foreign_writes: int = 0
     keys: list[str] = field(default_factory=list)
     report: ReplayReport | None = None
+    stats: CacheStats | None = None
 
 
 def _scheduler(url: str, queue: Any, ready: EventType, stop: EventType, seed: int) -> None:
@@ -198,5 +199,7 @@ def run_demo(
             if isinstance(item, tuple) and item[0] == "written":
                 gateway.result.foreign_writes = int(item[1])
     result = gateway.result
+    gateway.cache.flush()  # its recorded decisions, so the replay shows them beside the guards
+    result.stats = gateway.cache.stats()
     result.report = replay(ledger.read_all(), keys=all_keys)
     return result

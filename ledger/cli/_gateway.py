@@ -73,6 +73,8 @@ def demo(url: str | None, turns: int, keys: int, seed: int, quick: bool, as_json
                 "commands": result.commands,
                 "seconds": round(elapsed, 2),
                 "guards": msgspec.to_builtins(report.guards),
+                "cache_stats": msgspec.to_builtins(result.stats),
+                "recorded": msgspec.to_builtins(report.recorded),
             }
         )
         return
@@ -97,6 +99,17 @@ def demo(url: str | None, turns: int, keys: int, seed: int, quick: bool, as_json
             f"{result.commands}; scheduler process wrote {result.foreign_writes} reminders"
         )
     )
+    stats = result.stats
+    if stats is not None:
+        rate = "-" if stats.hit_rate is None else f"{stats.hit_rate:.0%}"
+        out.print(
+            text(
+                f"cache stats: {stats.builds} builds ({stats.build_seconds:.3f}s building), "
+                f"hit rate {rate}, decisions {stats.decisions}; {stats.recorded} recorded "
+                f"decisions, {report.recorded.disagreements} turns where the live cache and "
+                "the simulated ledger guard disagree"
+            )
+        )
     # The command as it was run (``.venv/bin/ledger`` after ``make demo``), so it pastes.
     prog = sys.argv[0] if Path(sys.argv[0]).name == "ledger" else "ledger"
     out.print(
