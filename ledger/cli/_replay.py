@@ -28,7 +28,7 @@ from ledger.errors import InvalidArgumentError
 from ledger.jsonl import read_jsonl
 from ledger.records import RecordedEvent
 from ledger.replay import GUARDS, KeyReport, ReplayReport, TimelineEntry, replay
-from ledger.replay._explain import LABELS, render_html, replay_document
+from ledger.replay._explain import HTML_LIMIT, LABELS, render_html, replay_document
 
 __all__ = ["explain_command", "replay_command"]
 
@@ -97,14 +97,25 @@ def _source_options(func: Any) -> Any:
         default=None,
         help="Replay an export instead of a database.",
     )(func)
-    func = click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path))(
-        func
-    )
+    func = click.option(
+        "--html-limit",
+        type=click.IntRange(min=0),
+        default=HTML_LIMIT,
+        show_default=True,
+        help="At most this many timeline rows in the --html page; beyond it the page keeps "
+        "only rebuilds and disagreements with their causes.",
+    )(func)
+    func = click.option(
+        "--html",
+        "html_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write a self-contained timeline page to this file.",
+    )(func)
     return url_option(json_option(func))
 
 
-def _write_html(path: Path, report: ReplayReport) -> None:
-    path.write_text(render_html(report), encoding="utf-8")
+def _write_html(path: Path, report: ReplayReport, limit: int) -> None:
+    path.write_text(render_html(report, limit=limit), encoding="utf-8")
     echo(f"wrote {path}", err=True)
 
 
@@ -115,6 +126,7 @@ def replay_command(
     url: str | None,
     as_json: bool,
     html_file: Path | None,
+    html_limit: int,
     jsonl: Path | None,
     since: str | None,
     guard: str,
@@ -123,7 +135,7 @@ def replay_command(
     """Replay the log and total, per guard, the rebuilds, false busts and missed changes."""
     report = _run(url, jsonl, list(keys) or None, since, guard, html_file is not None, as_json)
     if html_file is not None:
-        _write_html(html_file, report)
+        _write_html(html_file, report, html_limit)
     if as_json:
         emit_json(replay_document(report))
     elif html_file is None:
@@ -137,6 +149,7 @@ def explain_command(
     url: str | None,
     as_json: bool,
     html_file: Path | None,
+    html_limit: int,
     jsonl: Path | None,
     since: str | None,
     guard: str,
@@ -148,7 +161,7 @@ def explain_command(
     if key is None:
         raise InvalidArgumentError("session_key", session_key, "a key with events in the log")
     if html_file is not None:
-        _write_html(html_file, report)
+        _write_html(html_file, report, html_limit)
     if as_json:
         emit_json(msgspec.to_builtins(key))
     elif html_file is None:
