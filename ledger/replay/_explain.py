@@ -324,7 +324,8 @@ def _sequences(row: _Row) -> str:
         return f"{low} → {row.live}"
     if row.baseline is None or row.live is None:
         return "? → ?"
-    return f"+{row.live - row.baseline} events"
+    count = row.live - row.baseline
+    return f"+{count} event{'' if count == 1 else 's'}"
 
 
 def _decision_cells(row: _Row, guards: Iterable[str]) -> str:
@@ -390,7 +391,7 @@ def _row_html(
         classes.append("disagree")
         marks.append("≠ disagree")
     back = [p for p in row.caused if p in linked]
-    if back and not row.marked:
+    if back:
         classes.append("cause")
         marks.append("cause of " + " ".join(f'<a href="#e-{int(p)}">#{int(p)}</a>' for p in back))
     if not kept:
