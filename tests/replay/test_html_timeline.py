@@ -1,8 +1,9 @@
 """The ``--html`` timeline page: rebuilds marked and linked to their causes, a filter without
 script, compact times, a sticky header, an inline SVG chart, a size bound, and escaping.
 
-Most checks run in headless Chromium (the ``driver`` of ``test_html_browser``: with ``CI=true``
-they fail rather than skip when the browser is missing); a few read the HTML text directly.
+Most checks run in headless Chromium (marked ``browser``; the ``driver`` of
+``test_html_browser``: with ``CI=true`` they fail rather than skip when the browser is
+missing); a few read the HTML text directly.
 Logs are built in memory with ``test_replay``'s :class:`Log`, on keys of our choosing.
 """
 
@@ -27,7 +28,7 @@ from tests.cli.test_replay import url
 from tests.replay.test_html_browser import _open, driver
 from tests.replay.test_replay import ME, OTHER, Log
 
-pytestmark = pytest.mark.browser
+browser = pytest.mark.browser
 
 __all__ = ["driver", "url"]  # fixtures used through their names
 
@@ -268,6 +269,7 @@ def _cells(row: Any) -> list[str]:
     return [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
 
 
+@browser
 @pytest.mark.parametrize("limit", [HTML_LIMIT, 8])
 def test_a_rebuild_links_to_the_foreign_write_that_caused_it(
     driver: Any, tmp_path: Path, limit: int
@@ -307,6 +309,7 @@ def test_a_rebuild_links_to_the_foreign_write_that_caused_it(
     assert high - low == 1
 
 
+@browser
 def test_every_rebuild_is_marked_and_linked(driver: Any, tmp_path: Path) -> None:
     """Each rebuild row carries the marker and at least one cause link whose row exists; the
     retraction and the model change are among the causes."""
@@ -326,6 +329,7 @@ def test_every_rebuild_is_marked_and_linked(driver: Any, tmp_path: Path) -> None
     assert any("reconfiguration" in label and "model m2" in label for label in labels)
 
 
+@browser
 def test_the_filter_shows_only_rebuilds_disagreements_and_their_causes(
     driver: Any, tmp_path: Path
 ) -> None:
@@ -358,6 +362,7 @@ def test_the_filter_shows_only_rebuilds_disagreements_and_their_causes(
     assert len(_visible_rows(driver)) == len(everything)
 
 
+@browser
 def test_the_chart_is_inline_svg_with_one_series_per_guard(driver: Any, tmp_path: Path) -> None:
     """One strip per guard, plus the live cache's when decisions were recorded; each says its
     rebuild total, which matches the totals table."""
@@ -386,6 +391,7 @@ def test_the_chart_is_inline_svg_with_one_series_per_guard(driver: Any, tmp_path
         assert driver.execute_script("return performance.getEntriesByType('resource').length") == 0
 
 
+@browser
 def test_live_decisions_are_shown_beside_the_simulated_guards(driver: Any, tmp_path: Path) -> None:
     """Recorded decisions fill a ``live`` column; a turn where the live cache missed and the
     simulated ledger guard reused is marked as a disagreement; the page says which is which."""
@@ -412,6 +418,7 @@ def test_live_decisions_are_shown_beside_the_simulated_guards(driver: Any, tmp_p
     assert driver.find_element(By.ID, link.get_dom_attribute("href")[1:]).text
 
 
+@browser
 def test_times_are_compact_with_the_date_once_per_day(driver: Any, tmp_path: Path) -> None:
     """``HH:MM:SS.mmm`` in every row; a date row starts each day."""
     from selenium.webdriver.common.by import By
@@ -424,6 +431,7 @@ def test_times_are_compact_with_the_date_once_per_day(driver: Any, tmp_path: Pat
     assert days == ["2026-01-01", "2026-01-02"]
 
 
+@browser
 def test_the_table_header_stays_on_screen(driver: Any, tmp_path: Path) -> None:
     """Scrolled into a long table, its header sticks to the top of the window."""
     from selenium.webdriver.common.by import By
@@ -441,6 +449,7 @@ def test_the_table_header_stays_on_screen(driver: Any, tmp_path: Path) -> None:
     assert abs(header_top) < 2
 
 
+@browser
 def test_the_page_of_a_large_replay_loads_and_its_links_resolve(
     driver: Any, tmp_path: Path
 ) -> None:
@@ -460,6 +469,7 @@ def test_the_page_of_a_large_replay_loads_and_its_links_resolve(
     assert driver.find_element(By.ID, "only-busts").is_selected()
 
 
+@browser
 def test_hostile_names_stay_text_in_the_browser(driver: Any, tmp_path: Path) -> None:
     """A key and session id holding ``"><script>`` show as text: no script, no dialog."""
     from selenium.webdriver.common.by import By
@@ -478,7 +488,7 @@ def test_hostile_names_stay_text_in_the_browser(driver: Any, tmp_path: Path) -> 
         assert all(re.fullmatch(r"#e-\d+", a.get_dom_attribute("href")) for a in links)
 
 
-def test_report_fields_feed_the_page(tmp_path: Path) -> None:
+def test_report_fields_feed_the_page() -> None:
     """Sanity of the story: the live cache's decisions were matched to their turns."""
     report: ReplayReport = replay(story(recorded=True).records, timeline=True)
     recorded = [e.recorded for e in report.keys[KEY].timeline if e.recorded is not None]
