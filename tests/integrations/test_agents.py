@@ -8,6 +8,7 @@ down is reproduced here (order, ``limit``, ``pop_item``, ``clear_session``, sett
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +23,7 @@ else:  # a developer without the extra installed: say so, rather than failing to
 from agents import Agent, ModelResponse, RunConfig, Runner, Usage, function_tool
 from agents.memory import Session, SessionSettings
 from agents.models.interface import Model, ModelTracing
+from agents.testing import ScriptedModel, assistant_message
 from openai.types.responses import (
     ResponseFunctionToolCall,
     ResponseOutputMessage,
@@ -124,6 +126,40 @@ async def test_runner_loads_the_first_turn_from_the_ledger(aledger: AsyncLedger)
     transcript = await aledger.transcript(await aledger.ensure_session(KEY))
     assert [m.role for m in transcript] == ["user", "assistant", "user", "assistant"]
     assert transcript[1].content == turn_one[1]["content"]
+
+
+async def run(method: str, agent: Agent[Any], text: str, session: LedgerSession) -> Any:
+    """One turn through ``Runner.run``, ``run_sync`` (in a thread with its own event loop) or
+    ``run_streamed`` (its events consumed)."""
+    if method == "run":
+        return await Runner.run(agent, text, session=session, run_config=NO_TRACING)
+    if method == "run_sync":
+        return await asyncio.to_thread(
+            Runner.run_sync, agent, text, session=session, run_config=NO_TRACING
+        )
+    streamed = Runner.run_streamed(agent, text, session=session, run_config=NO_TRACING)
+    async for _ in streamed.stream_events():
+        pass
+    return streamed
+
+
+@pytest.mark.parametrize("method", ["run", "run_sync", "run_streamed"])
+@pytest.mark.asyncio
+async def test_every_runner_method_keeps_the_history(aledger: AsyncLedger, method: str) -> None:
+    """With the SDK's own scripted model (``agents.testing``), each way of running a turn
+    saves it to the ledger and sends it back on the next."""
+    model = ScriptedModel(
+        [
+            [assistant_message("Hello", item_id="msg_1")],
+            [assistant_message("I remember you said hi", item_id="msg_2")],
+        ]
+    )
+    agent = Agent(name="assistant", model=model)
+    first = await run(method, agent, "Hi there", LedgerSession(aledger, KEY))
+    second = await run(method, agent, "Do you remember?", LedgerSession(aledger, KEY))
+    assert second.final_output == "I remember you said hi"
+    assert model.calls[1].input == [*first.to_input_list(), user("Do you remember?")]
+    assert await LedgerSession(aledger, KEY).get_items() == second.to_input_list()
 
 
 @pytest.mark.asyncio
