@@ -30,6 +30,7 @@ from ledger.errors import ConfigurationError, DatabaseError, InvalidArgumentErro
 from ledger.store._errors import database_error
 
 __all__ = [
+    "APPLICATION_ID",
     "AUTOCOMMIT_READ",
     "RAW_ERRORS",
     "WRITE",
@@ -83,37 +84,126 @@ def is_sqlite(engine: sa.Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+#: ``PRAGMA application_id`` of a ledger's SQLite file ("LEDG"): what marks a file as ours.
+APPLICATION_ID = 0x4C454447
+#: Tables whose presence (with ``alembic_version``) marks a ledger made before the marker.
+_LEDGER_TABLES = frozenset({"alembic_version", "events", "streams"})
+
+
+def _private_dir(folder: Path) -> None:
+    """Create ``folder`` and its missing parents owner-only (0700), whatever the umask."""
+    missing = []
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            break
+        missing.append(parent)
+    for parent in reversed(missing):
+        parent.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(parent, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def _refuse_symlink(path: Path) -> None:
+    if path.is_symlink():
+        raise ConfigurationError(
+            "database file", str(path), "a regular file, not a symbolic link (nothing was opened)"
+        )
+
+
+def _check_existing(path: Path, settings: Settings) -> None:
+    """Refuse a SQLite file that belongs to another application, before anything writes to it.
+
+    It is opened read-only through SQLite itself (never with ``open()``/``close()``, which
+    would drop this process's POSIX locks on it): a file is a ledger if its ``application_id``
+    is :data:`APPLICATION_ID`, or, made before that marker, it holds the ledger's tables.
+    """
+    try:
+        connection = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            timeout=settings.busy_timeout_ms / 1000,
+        )
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot open {path}: {exc}", backend="SQLite") from exc
+    try:
+        application = connection.execute("PRAGMA application_id").fetchone()[0]
+        if application == APPLICATION_ID:
+            return
+        tables = {
+            row[0]
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+    except sqlite3.DatabaseError as exc:  # not a database at all (a text file, an image...)
+        raise DatabaseError(str(exc), backend="SQLite") from exc
+    finally:
+        connection.close()
+    if not tables or tables >= _LEDGER_TABLES:
+        return  # an empty database, or a ledger from before the marker
+    shown = ", ".join(sorted(tables)[:6]) + (", ..." if len(tables) > 6 else "")
+    raise ConfigurationError(
+        "database file",
+        str(path),
+        f"a ledger database or a new file: it belongs to another application (tables {shown}; "
+        "nothing was changed)",
+    )
+
+
+def _tighten(path: Path) -> None:
+    """Make an existing ledger file of ours and its WAL/SHM owner-only."""
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            info = file.lstat()
+        except FileNotFoundError:
+            continue
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            os.chmod(file, info.st_mode & 0o700)
+
+
 def _prepare_sqlite_file(url: sa.URL, settings: Settings) -> None:
-    """Create a new database file owner-only (folder 0700) and switch it to WAL.
+    """Create a new database file owner-only (folder 0700), marked as a ledger, in WAL mode.
+
+    An existing file is used only if it is a ledger (:func:`_check_existing`): a Hermes
+    ``state.db`` given as ``--url`` by mistake is refused before any PRAGMA that persists. A
+    symbolic link where the database (or its init lock) should be is refused.
 
     Two processes opening a new file at once would both try to switch it to WAL, which needs an
     exclusive lock SQLite does not wait for: one would stay in rollback-journal mode. So a new
     file is initialised under an ``flock`` on a sidecar ``<file>.init-lock``.
 
-    An existing database file is never opened here: closing any descriptor of a file drops every
-    POSIX lock this process holds on it, including those of open SQLite connections, which lets
-    another process write at the same time and corrupts the database.
+    An existing database file is never opened with ``open()`` here: closing any descriptor of a
+    file drops every POSIX lock this process holds on it, including those of open SQLite
+    connections, which lets another process write at the same time and corrupts the database.
     """
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     path = Path(database).expanduser()
+    _refuse_symlink(path)
     if path.exists() and path.stat().st_size > 0:
+        _check_existing(path, settings)
+        _tighten(path)
         return
     if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    lock = os.open(path.with_name(path.name + ".init-lock"), os.O_CREAT | os.O_RDWR, 0o600)
+        _private_dir(path.parent)
+    lock_path = path.with_name(path.name + ".init-lock")
+    try:
+        lock = os.open(lock_path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise ConfigurationError(
+            "database init lock", str(lock_path), f"a regular file we can create ({exc})"
+        ) from exc
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if path.exists() and path.stat().st_size > 0:
             return  # another process initialised it while we waited
         # Nothing in this process can have the file open yet (it is new or empty).
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
+        os.chmod(path, 0o600)  # an empty file that was already there may have had 0644
         connection = sqlite3.connect(path, timeout=settings.busy_timeout_ms / 1000)
         try:
             # Incremental auto-vacuum can only be chosen before the first table exists; it
             # lets `ledger compact vacuum` free pages in small steps instead of a long VACUUM.
             connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             connection.execute("PRAGMA journal_mode = WAL")
         finally:
             connection.close()

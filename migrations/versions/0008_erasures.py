@@ -5,6 +5,10 @@ archive segments, the search index and the snapshots; this table keeps the fact 
 happened (scope, subject, who asked, when, how many sessions and events, the session ids), never
 the content.
 
+On SQLite it also marks the file as a ledger (``PRAGMA application_id``), which new files get
+when they are created: the ledger then refuses to open, and so to change, a SQLite file of
+another application given as its URL by mistake.
+
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-02
@@ -16,6 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from ledger.schema import UTCDateTime
+from ledger.store.database import APPLICATION_ID
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -38,6 +43,8 @@ def upgrade() -> None:
         sa.Column("session_ids", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("erasure_id", name=op.f("pk_erasures")),
     )
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
 def downgrade() -> None:
