@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ledger.cli._common import open_store, progress_bar
+from ledger.cli._files import atomic_output, check_output
 from ledger.cli._options import json_option, url_option
 from ledger.cli._output import echo, emit_json, print_table, text
 from ledger.codec import Codec
@@ -105,6 +106,7 @@ def _source_options(func: Any) -> Any:
         help="At most this many timeline rows in the --html page; beyond it the page keeps "
         "only rebuilds and disagreements with their causes.",
     )(func)
+    func = click.option("--force", is_flag=True, help="Replace an existing --html file.")(func)
     func = click.option(
         "--html",
         "html_file",
@@ -114,8 +116,19 @@ def _source_options(func: Any) -> Any:
     return url_option(json_option(func))
 
 
+def _check_html(html_file: Path | None, url: str | None, jsonl: Path | None, force: bool) -> None:
+    """Before any work: the page must not land on the database, the replayed export, or an
+    existing file unless ``--force``."""
+    if html_file is None:
+        return
+    if jsonl is not None and html_file.resolve() == jsonl.resolve():
+        raise InvalidArgumentError("--html", str(html_file), "a file other than --from-jsonl")
+    check_output(html_file, None if jsonl is not None else url, force=force)
+
+
 def _write_html(path: Path, report: ReplayReport, limit: int) -> None:
-    path.write_text(render_html(report, limit=limit), encoding="utf-8")
+    with atomic_output(path) as out:
+        out.write(render_html(report, limit=limit).encode("utf-8"))
     echo(f"wrote {path}", err=True)
 
 
@@ -130,9 +143,11 @@ def replay_command(
     jsonl: Path | None,
     since: str | None,
     guard: str,
+    force: bool,
     keys: tuple[str, ...],
 ) -> None:
     """Replay the log and total, per guard, the rebuilds, false busts and missed changes."""
+    _check_html(html_file, url, jsonl, force)
     report = _run(url, jsonl, list(keys) or None, since, guard, html_file is not None, as_json)
     if html_file is not None:
         _write_html(html_file, report, html_limit)
@@ -153,9 +168,11 @@ def explain_command(
     jsonl: Path | None,
     since: str | None,
     guard: str,
+    force: bool,
     session_key: str,
 ) -> None:
     """Show the timeline of SESSION_KEY with every guard's decision and its cause."""
+    _check_html(html_file, url, jsonl, force)
     report = _run(url, jsonl, [session_key], since, guard, True, as_json)
     key = report.keys.get(session_key)
     if key is None:

@@ -14,6 +14,7 @@ import click
 import msgspec
 
 from ledger.cli._common import open_store, progress_bar
+from ledger.cli._files import atomic_output, check_output
 from ledger.cli._options import json_option, scope_options, url_option
 from ledger.cli._output import echo, emit_json
 from ledger.errors import DuplicateEventError
@@ -31,11 +32,13 @@ __all__ = ["export", "import_hermes_command", "import_jsonl"]
 @url_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--after", default=0, show_default=True, help="Only events after this position.")
+@click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @scope_options
 def export(
     url: str | None,
     output: Path | None,
     after: int,
+    force: bool,
     user: str | None,
     key: str | None,
     session: str | None,
@@ -47,6 +50,8 @@ def export(
     """
     scoped = any(value is not None for value in (user, key, session))
     scope = scope_of(user=user, key=key, session=session) if scoped else None
+    if output is not None:
+        check_output(output, url, force=force)
     with open_store(url, create=False) as store:
         total = 0 if scope else max(0, store.last_position() - after)
         with progress_bar("export", total, quiet=output is None) as advance:
@@ -56,7 +61,7 @@ def export(
             if output is None:
                 count = write_jsonl(records, sys.stdout.buffer)
             else:
-                with output.open("wb") as out:
+                with atomic_output(output) as out:
                     count = write_jsonl(_counting(records, advance), out)
     echo(f"exported {count} events", err=True)
 

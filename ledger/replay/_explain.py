@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from ledger.replay._reports import KeyReport, TimelineEntry
 from ledger.replay._simulation import GuardTotals, ReplayReport
 
@@ -66,7 +68,11 @@ def replay_document(report: ReplayReport) -> dict[str, Any]:
         "events": report.events,
         "turns": report.turns,
         "guards": totals(report.guards),
-        "keys": {key: {"guards": totals(detail.guards)} for key, detail in report.keys.items()},
+        "keys": {
+            key: {"guards": totals(detail.guards), "recorded": msgspec.to_builtins(detail.recorded)}
+            for key, detail in report.keys.items()
+        },
+        "recorded": msgspec.to_builtins(report.recorded),
     }
 
 
