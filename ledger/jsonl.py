@@ -18,7 +18,7 @@ from ledger.codec import Codec
 from ledger.errors import EventDecodeError, InvalidArgumentError
 from ledger.records import RecordedEvent
 
-__all__ = ["ExportedEvent", "read_jsonl", "write_jsonl"]
+__all__ = ["ExportedEvent", "ImportPlan", "plan_import", "read_jsonl", "write_jsonl"]
 
 
 class ExportedEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,3 +84,35 @@ def read_jsonl(lines: Iterable[bytes], codec: Codec) -> Iterator[RecordedEvent]:
             recorded_at=item.recorded_at,
             schema_version=item.schema_version,
         )
+
+
+class ImportPlan(msgspec.Struct, kw_only=True):
+    """What a file holds per stream, checked against the store before anything is written."""
+
+    #: stream -> (first sequence in the file, its line number, events in the file)
+    streams: dict[str, tuple[int, int, int]] = msgspec.field(default_factory=dict)
+    events: int = 0
+
+
+def plan_import(lines: Iterable[bytes], codec: Codec) -> ImportPlan:
+    """Decode every line and check each stream's sequences run on without a gap or a step
+    back (1, 2, 3 …, from wherever the file starts the stream); a bad line is an
+    :class:`InvalidArgumentError` naming it, found before anything is written."""
+    plan = ImportPlan()
+    last: dict[str, int] = {}
+    number = 0
+    for number, record in enumerate(read_jsonl(lines, codec), start=1):
+        previous = last.get(record.stream)
+        if previous is None:
+            plan.streams[record.stream] = (record.sequence, number, 0)
+        elif record.sequence != previous + 1:
+            raise InvalidArgumentError(
+                f"JSONL event {number}",
+                f"{record.stream} sequence {record.sequence}",
+                f"sequence {previous + 1}: an export holds each stream without gaps, in order",
+            )
+        last[record.stream] = record.sequence
+        first, line, count = plan.streams[record.stream]
+        plan.streams[record.stream] = (first, line, count + 1)
+    plan.events = number
+    return plan

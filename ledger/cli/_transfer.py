@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import sys
@@ -17,13 +18,14 @@ from ledger.cli._common import open_store, progress_bar
 from ledger.cli._files import atomic_output, check_output
 from ledger.cli._options import json_option, scope_options, url_option
 from ledger.cli._output import echo, emit_json
-from ledger.errors import DuplicateEventError
+from ledger.errors import InvalidArgumentError
 from ledger.facade import Ledger
 from ledger.hermes import ImportSummary, count_hermes_messages, follow_hermes, import_hermes
 from ledger.hermes._follow import MAX_INTERVAL, MIN_INTERVAL
-from ledger.jsonl import read_jsonl, write_jsonl
+from ledger.jsonl import plan_import, read_jsonl, write_jsonl
 from ledger.maintenance import export_scope, scope_of
 from ledger.records import RecordedEvent, StreamAppend
+from ledger.store import EventStore
 
 __all__ = ["export", "import_hermes_command", "import_jsonl"]
 
@@ -79,47 +81,74 @@ def _counting(
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @json_option
 def import_jsonl(url: str | None, source: Path, as_json: bool) -> None:
-    """Append the events of an export, keeping their ids, writers and times (idempotent)."""
-    written = skipped = 0
-    with open_store(url) as store, source.open("rb") as lines:
-        records = read_jsonl(lines, store.codec)
-        for (stream, writer), group in groupby(records, key=lambda r: (r.stream, r.writer)):
-            batch = list(group)
-            part = StreamAppend(
-                stream=stream,
-                events=[r.event for r in batch],
-                event_ids=[r.event_id for r in batch],
-                writer=writer,
-                recorded_at=[r.recorded_at for r in batch],
-            )
-            try:
-                result = store.append_streams([part])[0]
-            except DuplicateEventError:
-                results = [
-                    store.append_streams(
-                        [
-                            StreamAppend(
-                                stream=stream,
-                                events=[r.event],
-                                event_ids=[r.event_id],
-                                writer=writer,
-                                recorded_at=[r.recorded_at],
-                            )
-                        ]
-                    )[0]
-                    for r in batch
-                ]
-                written += sum(not r.duplicate for r in results)
-                skipped += sum(r.duplicate for r in results)
-                continue
-            if result.duplicate:
-                skipped += len(batch)
-            else:
-                written += len(batch)
+    """Append the events of an export, keeping their ids, writers and times (idempotent).
+
+    The whole file is checked first (every line decodes; each stream's sequences run on
+    without a gap, and continue the ledger's head): a bad file is refused naming the line,
+    with nothing written. Then each stream's events are appended at the sequences the file
+    gives them; events already in the ledger (same id at the same sequence) are skipped, so
+    an interrupted import is finished by running it again.
+    """
+    with open_store(url) as store:
+        with source.open("rb") as lines:
+            plan = plan_import(lines, store.codec)
+        heads = {stream: store.head_sequence(stream) for stream in plan.streams}
+        for stream, (first, line, _count) in plan.streams.items():
+            if first > heads[stream] + 1:
+                raise InvalidArgumentError(
+                    f"JSONL event {line}",
+                    f"{stream} sequence {first}",
+                    f"sequence {heads[stream] + 1} at most: the ledger's head of {stream} is "
+                    f"{heads[stream]}, so the file misses events (nothing was written)",
+                )
+        written = skipped = 0
+        with (
+            source.open("rb") as lines,
+            progress_bar("importing", plan.events, quiet=as_json) as advance,
+        ):
+            records = read_jsonl(lines, store.codec)
+            for (stream, writer), group in groupby(records, key=lambda r: (r.stream, r.writer)):
+                batch = list(group)
+                present = _already_present(store, stream, batch, heads[stream])
+                fresh = batch[present:]
+                skipped += present
+                if fresh:
+                    part = StreamAppend(
+                        stream=stream,
+                        events=[r.event for r in fresh],
+                        event_ids=[r.event_id for r in fresh],
+                        writer=writer,
+                        recorded_at=[r.recorded_at for r in fresh],
+                        expected_sequence=heads[stream],
+                    )
+                    heads[stream] = store.append_streams([part])[0].sequence
+                    written += len(fresh)
+                advance(len(batch))
     if as_json:
         emit_json({"written": written, "already_present": skipped})
     else:
         echo(f"imported {written} events ({skipped} already present)")
+
+
+def _already_present(store: EventStore, stream: str, batch: list[RecordedEvent], head: int) -> int:
+    """How many of ``batch`` (consecutive sequences) the ledger holds already, checking they
+    are the same events (same ids at the same sequences); a different event there is refused."""
+    count = sum(1 for r in batch if r.sequence <= head)
+    if not count:
+        return 0
+    stored = {
+        r.sequence: r.event_id
+        for r in itertools.islice(store.read_stream(stream, batch[0].sequence), count)
+    }
+    for record in batch[:count]:
+        if stored.get(record.sequence) != record.event_id:
+            raise InvalidArgumentError(
+                f"{stream} sequence {record.sequence}",
+                str(record.event_id),
+                f"the event the ledger holds there ({stored.get(record.sequence)}): the file "
+                "is not an export of this ledger's history",
+            )
+    return count
 
 
 @click.command("import-hermes")
