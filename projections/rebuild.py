@@ -1,10 +1,27 @@
 """Rebuild, verify and report the status of projections, always from the log.
 
-``rebuild`` of an inline projection runs in ONE transaction that holds off appends, empties
-the views and folds the whole log back in batches, so the views are never seen half-
-built and an interrupted rebuild rolls back to the old views (rerun it). ``rebuild`` of an
-asynchronous projection empties its views and resets its checkpoint in one transaction, then
-lets the runner catch up in checkpointed batches, so an interruption resumes where it stopped.
+``rebuild`` of an inline projection runs ONLINE: appends go on while it works, and readers never
+see a half-built view. It folds the log into SHADOW tables (``<table>__rebuild``, made from the
+live tables' own columns, keys and indexes as the database has them) in batches, each its own
+short transaction, so on SQLite the single write lock is free between batches. The batches
+read with the log's reading rules (``read_batch``; on PostgreSQL only below the horizon, where
+no event can still commit late). Near the log's end one short SWAP transaction takes the live
+tables (SQLite: the write lock; PostgreSQL: ``ACCESS EXCLUSIVE`` on the live views, never on
+``events``, so no append can be caught holding a view while it waits for the log), folds the
+last events, copies in what a purge did to the live views meanwhile, renames each live table
+to ``<table>__retired`` and each shadow to the live name, moves the index and constraint names
+with them (the schema stays exactly what the migrations made) and, on PostgreSQL, re-creates
+the PL/pgSQL functions that name a swapped table so every connection recompiles them. The
+retired tables are dropped afterwards (on SQLite in chunks). Appends stall only for the swap;
+an append that lands on a live view meanwhile waits for it and then writes to the new table.
+
+A rebuild killed midway leaves the live views untouched (the shadow is dropped if it can be,
+else by the next run, which always starts from fresh shadow tables). ``from_snapshot`` seeds
+the shadow from the projection's snapshot instead of from nothing.
+
+``rebuild`` of an asynchronous projection empties its views and resets its checkpoint in one
+transaction, then lets the runner catch up in checkpointed batches, so an interruption resumes
+where it stopped.
 
 ``verify`` folds the log into TEMPORARY copies of a projection's tables inside one snapshot
 (``REPEATABLE READ`` on PostgreSQL, a read transaction on SQLite) and compares them with the live
@@ -14,23 +31,40 @@ Asynchronous projections are compared up to their checkpoint, since they lag by 
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import sqlalchemy as sa
 
-from ledger.store import EventStore
+from ledger.errors import DatabaseError
+from ledger.schema import session_tombstones
+from ledger.store import EventStore, log_end
 from projections.base import Projection
 from projections.checkpoint import lock_checkpoint, read_checkpoints, save_checkpoint
 from projections.runner import ProjectionRunner
 from projections.snapshot import load_snapshot
 
-__all__ = ["Mismatch", "ProjectionStatus", "rebuild", "status", "verify"]
+__all__ = ["SHADOW_SUFFIX", "Mismatch", "ProjectionStatus", "rebuild", "status", "verify"]
 
 Progress = Callable[[int], None]
 _BATCH = 2000
+#: The shadow tables (and their indexes) a rebuild folds into: ``<live name>__rebuild``.
+SHADOW_SUFFIX = "__rebuild"
+#: A live table the swap replaced, until it is dropped: ``<live name>__retired``.
+RETIRED_SUFFIX = "__retired"
+#: PostgreSQL: how long the swap waits for the live views before it lets appends through and
+#: tries again; the last attempt waits as long as it takes.
+_LOCK_TIMEOUT_MS = 50
+_SWAP_ATTEMPTS = 20
+#: Rows of a retired SQLite table deleted per transaction (each holds the write lock briefly).
+_RETIRE_CHUNK = 5000
+#: PostgreSQL: how long to wait for appends that queued on the swap before dropping the retired
+#: tables (a PL/pgSQL call compiled before the swap may still name their row types).
+_RETIRE_GRACE_S = 5.0
 
 
 class Mismatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,8 +100,8 @@ def _fold_log(
     """Apply the log after ``after`` (up to ``until``) to ``projection``; returns the count."""
     total = 0
     while True:
-        # Everything this transaction's snapshot shows: appends are held off (rebuild) or the
-        # views are compared in the same snapshot (verify), so nothing in flight is missed.
+        # Everything this transaction's snapshot shows: the views are compared in the same
+        # snapshot (verify), so nothing in flight is missed.
         batch = store.read_batch(conn, after, _BATCH, final_only=False)
         if until is not None:
             batch = [r for r in batch if r.position <= until]
@@ -86,25 +120,417 @@ def rebuild(
     progress: Progress | None = None,
     *,
     from_snapshot: bool = False,
+    batch_size: int = _BATCH,
 ) -> int:
     """Recreate ``projection``'s views from the log; returns how many events were folded.
+
+    An inline projection is rebuilt online (see the module docstring): appends go on, and the
+    new views replace the old ones in one short transaction at the end. ``progress`` is called
+    with each batch's size between batches, while no transaction is open; an exception it
+    raises stops the rebuild and leaves the live views as they were.
 
     With ``from_snapshot`` an inline projection starts from its latest snapshot and folds only
     the later events: fast, but it keeps whatever the snapshot holds, so repairing a damaged
     view is a rebuild from the log (the default).
     """
     if projection.inline:
-        # Appends update inline views: hold them off while the views are rebuilt.
-        with store.transaction(exclusive=True) as conn:
-            start = load_snapshot(conn, projection) if from_snapshot else None
-            if start is None:
-                projection.reset(conn)
-            return _fold_log(store, conn, projection, None, progress, after=start or 0)
+        return _OnlineRebuild(store, projection, progress, batch_size).run(from_snapshot)
     with store.transaction() as conn:
         lock_checkpoint(conn, projection.name)
         projection.reset(conn)
         save_checkpoint(conn, projection.name, 0)
-    return ProjectionRunner(store, [projection], batch_size=_BATCH).catch_up(progress)
+    return ProjectionRunner(store, [projection], batch_size=batch_size).catch_up(progress)
+
+
+# -- the online rebuild of an inline projection ------------------------------------------------
+
+
+class _Shape(NamedTuple):
+    """A live table as the database has it: column order, key, index and constraint names."""
+
+    columns: tuple[str, ...]
+    primary_key: tuple[str | None, tuple[str, ...]]
+    indexes: tuple[tuple[str, tuple[str, ...], bool], ...]
+    uniques: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _shape(conn: sa.Connection, name: str) -> _Shape:
+    inspector = sa.inspect(conn)
+    pk = inspector.get_pk_constraint(name)
+    return _Shape(
+        columns=tuple(c["name"] for c in inspector.get_columns(name)),
+        primary_key=(pk.get("name"), tuple(pk["constrained_columns"])),
+        indexes=tuple(
+            (str(ix["name"]), tuple(str(c) for c in ix["column_names"]), bool(ix["unique"]))
+            for ix in inspector.get_indexes(name)
+            if not ix.get("duplicates_constraint")
+        ),
+        uniques=tuple(
+            (str(uq["name"]), tuple(uq["column_names"]))
+            for uq in inspector.get_unique_constraints(name)
+        ),
+    )
+
+
+def _renamed(live: sa.Table, shape: _Shape, name: str, suffix: str, postgres: bool) -> sa.Table:
+    """``live``'s columns (its Python types, the database's order) under ``name``.
+
+    Index names get ``suffix``; constraint names too on PostgreSQL, where they name indexes
+    (SQLite keeps them per table, so the shadow carries the live names already).
+    """
+
+    def constraint(value: str | None) -> str | None:
+        return value + suffix if value is not None and postgres else value
+
+    columns = []
+    for column_name in shape.columns:
+        column = live.c[column_name]
+        default = column.server_default
+        columns.append(
+            sa.Column(
+                column_name,
+                column.type,
+                nullable=column.nullable,
+                autoincrement=False,
+                server_default=(
+                    sa.DefaultClause(default.arg) if isinstance(default, sa.DefaultClause) else None
+                ),
+            )
+        )
+    table = sa.Table(name, sa.MetaData(), *columns, **live.dialect_kwargs)
+    pk_name, pk_columns = shape.primary_key
+    if pk_columns:
+        table.append_constraint(sa.PrimaryKeyConstraint(*pk_columns, name=constraint(pk_name)))
+    for uq_name, uq_columns in shape.uniques:
+        table.append_constraint(sa.UniqueConstraint(*uq_columns, name=constraint(uq_name)))
+    for ix_name, ix_columns, unique in shape.indexes:
+        sa.Index(ix_name + suffix, *(table.c[c] for c in ix_columns), unique=unique)
+    return table
+
+
+class _OnlineRebuild:
+    """One online rebuild of an inline projection (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        projection: Projection,
+        progress: Progress | None,
+        batch_size: int,
+    ) -> None:
+        self.store = store
+        self.projection = projection
+        self.progress = progress
+        self.batch_size = batch_size
+        self.postgres = store.engine.dialect.name == "postgresql"
+        self.live: dict[str, sa.Table] = dict(projection.tables)
+        with store.engine.connect() as conn:
+            self.shapes = {role: _shape(conn, t.name) for role, t in self.live.items()}
+        self.shadows = {
+            role: _renamed(
+                table, self.shapes[role], table.name + SHADOW_SUFFIX, SHADOW_SUFFIX, self.postgres
+            )
+            for role, table in self.live.items()
+        }
+        self.shadow = type(projection)(self.shadows)
+        self.after = 0
+        self.folded = 0
+        self.purged: set[str] = set()
+        #: PostgreSQL: backends that queued on the swap's locks (see ``_retire``).
+        self.waiting: list[int] = []
+
+    # -- phases --------------------------------------------------------------------------
+
+    def run(self, from_snapshot: bool) -> int:
+        """Build the shadow, swap it in, retire the old tables; returns the events folded."""
+        self._create(from_snapshot)
+        try:
+            self._catch_up()
+            self._swap()
+        except BaseException:
+            self._drop_shadows()
+            raise
+        self._retire()
+        return self.folded
+
+    def _create(self, from_snapshot: bool) -> None:
+        """Drop what an earlier run left, create the shadow tables and seed them."""
+        with self.store.transaction() as conn:
+            for table in self.live.values():
+                for suffix in (SHADOW_SUFFIX, RETIRED_SUFFIX):
+                    conn.execute(
+                        sa.text(f"DROP TABLE IF EXISTS {_quote(conn, table.name + suffix)}")
+                    )
+            for shadow in self.shadows.values():
+                shadow.create(conn)
+            start = load_snapshot(conn, self.shadow) if from_snapshot else None
+            if start is None:
+                self.shadow.seed(conn)
+            self.after = start or 0
+            # Sessions purged from now on are copied from the live views at the swap.
+            self.purged = _tombstones(conn)
+
+    def _catch_up(self) -> None:
+        """Fold the log up to where it ended when this began, one short transaction per batch.
+
+        Bounded by the end seen at the start, so writers faster than the fold cannot keep it
+        from ever reaching the swap, which folds what they appended meanwhile.
+        """
+        with self.store.engine.connect() as conn:
+            target = log_end(conn)
+        while self.after < target:
+            with self.store.engine.connect() as conn:
+                batch = self.store.read_batch(conn, self.after, self.batch_size)
+            if not batch:
+                return
+            with self.store.transaction() as conn:
+                self.shadow.apply(conn, batch)
+            self.after = batch[-1].position
+            self.folded += len(batch)
+            if self.progress is not None:
+                self.progress(len(batch))
+
+    def _swap(self) -> None:
+        """Take the live views, fold the rest of the log, and rename the shadow into place."""
+        for attempt in range(_SWAP_ATTEMPTS):
+            last = attempt == _SWAP_ATTEMPTS - 1
+            try:
+                remainder = self._swap_once(wait=last)
+            except DatabaseError as exc:
+                if last or not _lock_timed_out(exc):
+                    raise
+                time.sleep(0.01 * (attempt + 1))  # let the queued appends through
+                self._catch_up()
+                continue
+            if remainder and self.progress is not None:
+                self.progress(remainder)
+            return
+
+    def _swap_once(self, *, wait: bool) -> int:
+        # SQLite: BEGIN IMMEDIATE is the one write lock, every append waits for it. PostgreSQL:
+        # the live views are taken, not the log (an append that holds events and waits for a
+        # view would deadlock with a lock on events); every append that writes these views
+        # waits, and one that has written them committed before the lock was granted.
+        with self.store.transaction(exclusive=not self.postgres) as conn:
+            waiting: list[int] = []
+            if self.postgres:
+                timeout = "0" if wait else f"{_LOCK_TIMEOUT_MS}ms"
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{timeout}'")
+                names = ", ".join(_quote(conn, t.name) for t in self.live.values())
+                conn.exec_driver_sql(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
+            remainder = 0
+            while batch := self.store.read_batch(
+                conn, self.after, self.batch_size, final_only=False
+            ):
+                self.shadow.apply(conn, batch)
+                self.after = batch[-1].position
+                remainder += len(batch)
+            self._copy_purged(conn)
+            if self.postgres:
+                waiting = _waiting_pids(conn, [t.name for t in self.live.values()])
+                self._rename_postgres(conn)
+                _recompile_functions(conn, [t.name for t in self.live.values()])
+            else:
+                self._rename_sqlite(conn)
+        self.folded += remainder
+        self.waiting = waiting
+        return remainder
+
+    def _copy_purged(self, conn: sa.Connection) -> None:
+        """Sessions purged while the shadow was built: their rows as the purge left them live."""
+        gone = sorted(_tombstones(conn) - self.purged)
+        if not gone:
+            return
+        for role, live in self.live.items():
+            if self.projection.keys[role][:1] != ("session_id",):
+                continue
+            shadow = self.shadows[role]
+            conn.execute(shadow.delete().where(shadow.c.session_id.in_(gone)))
+            columns = [c.name for c in shadow.columns]
+            rows = sa.select(*(live.c[c] for c in columns)).where(live.c.session_id.in_(gone))
+            conn.execute(shadow.insert().from_select(columns, rows))
+
+    def _rename_postgres(self, conn: sa.Connection) -> None:
+        q = conn.dialect.identifier_preparer.quote
+        for role, live in self.live.items():
+            name, shape = live.name, self.shapes[role]
+            constraints = [n for n in (shape.primary_key[0], *(u[0] for u in shape.uniques)) if n]
+            for old, new in ((name, name + RETIRED_SUFFIX), (name + SHADOW_SUFFIX, name)):
+                suffix_from = "" if new.endswith(RETIRED_SUFFIX) else SHADOW_SUFFIX
+                suffix_to = RETIRED_SUFFIX if new.endswith(RETIRED_SUFFIX) else ""
+                conn.exec_driver_sql(f"ALTER TABLE {q(old)} RENAME TO {q(new)}")
+                for constraint in constraints:
+                    conn.exec_driver_sql(
+                        f"ALTER TABLE {q(new)} RENAME CONSTRAINT {q(constraint + suffix_from)} "
+                        f"TO {q(constraint + suffix_to)}"
+                    )
+                for index, _, _ in shape.indexes:
+                    conn.exec_driver_sql(
+                        f"ALTER INDEX {q(index + suffix_from)} RENAME TO {q(index + suffix_to)}"
+                    )
+
+    def _rename_sqlite(self, conn: sa.Connection) -> None:
+        q = conn.dialect.identifier_preparer.quote
+        moves: list[tuple[str, str]] = []
+        for role, live in self.live.items():
+            name = live.name
+            conn.exec_driver_sql(f"ALTER TABLE {q(name)} RENAME TO {q(name + RETIRED_SUFFIX)}")
+            conn.exec_driver_sql(f"ALTER TABLE {q(name + SHADOW_SUFFIX)} RENAME TO {q(name)}")
+            for index, _, _ in self.shapes[role].indexes:
+                moves += [(index, index + RETIRED_SUFFIX), (index + SHADOW_SUFFIX, index)]
+        if moves:
+            _rename_sqlite_indexes(conn, moves)
+
+    def _retire(self) -> None:
+        """Drop the replaced tables: at once on PostgreSQL (after the appends that queued on
+        the swap are done), in chunks on SQLite (each a short write transaction)."""
+        names = [t.name + RETIRED_SUFFIX for t in self.live.values()]
+        if self.postgres:
+            _await_backends(self.store, self.waiting)
+            with self.store.transaction() as conn:
+                for name in names:
+                    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_quote(conn, name)}")
+            return
+        for name in names:
+            quoted = None
+            while True:
+                with self.store.transaction() as conn:
+                    quoted = quoted or _quote(conn, name)
+                    deleted = conn.exec_driver_sql(
+                        f"DELETE FROM {quoted} WHERE rowid IN "
+                        f"(SELECT rowid FROM {quoted} LIMIT {_RETIRE_CHUNK})"
+                    ).rowcount
+                    if deleted < _RETIRE_CHUNK:
+                        conn.exec_driver_sql(f"DROP TABLE {quoted}")
+                        break
+
+    def _drop_shadows(self) -> None:
+        """After a failure: drop the shadow tables if the database lets us (else: next run)."""
+        try:
+            with self.store.transaction() as conn:
+                for shadow in self.shadows.values():
+                    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_quote(conn, shadow.name)}")
+        except Exception:  # the original error is the one to report
+            pass
+
+
+def _quote(conn: sa.Connection, name: str) -> str:
+    return str(conn.dialect.identifier_preparer.quote(name))
+
+
+def _tombstones(conn: sa.Connection) -> set[str]:
+    return set(conn.execute(sa.select(session_tombstones.c.session_id)).scalars())
+
+
+def _lock_timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is PostgreSQL's ``lock_not_available`` (55P03)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        orig = getattr(seen, "orig", None)
+        if getattr(seen, "sqlstate", None) == "55P03" or getattr(orig, "sqlstate", None) == "55P03":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _rename_sqlite_indexes(conn: sa.Connection, moves: Sequence[tuple[str, str]]) -> None:
+    """Rename indexes, which SQLite's ALTER has no statement for.
+
+    The documented way for a change that leaves the file's content alone: edit the index's
+    row in ``sqlite_schema`` (its name, and the name in its ``CREATE INDEX``) with
+    ``writable_schema`` on, then bump ``schema_version`` so every connection reloads the schema.
+    """
+    version = int(conn.exec_driver_sql("PRAGMA schema_version").scalar_one())
+    conn.exec_driver_sql("PRAGMA writable_schema = ON")
+    try:
+        for old, new in moves:
+            sql = conn.execute(
+                sa.text("SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = :name"),
+                {"name": old},
+            ).scalar_one()
+            conn.execute(
+                sa.text(
+                    "UPDATE sqlite_schema SET name = :new, sql = :sql "
+                    "WHERE type = 'index' AND name = :old"
+                ),
+                {"old": old, "new": new, "sql": _rename_in_ddl(str(sql), old, new)},
+            )
+        conn.exec_driver_sql(f"PRAGMA schema_version = {version + 1}")
+    finally:
+        conn.exec_driver_sql("PRAGMA writable_schema = OFF")
+
+
+def _rename_in_ddl(sql: str, old: str, new: str) -> str:
+    """``CREATE [UNIQUE] INDEX [IF NOT EXISTS] <old> ON …`` with ``new`` for the index name."""
+    pattern = re.compile(
+        r"^(\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?)"
+        + r'(?:"'
+        + re.escape(old)
+        + r'"|`'
+        + re.escape(old)
+        + r"`|\["
+        + re.escape(old)
+        + r"\]|"
+        + re.escape(old)
+        + r")(?=[\s(])",
+        re.IGNORECASE,
+    )
+    renamed, count = pattern.subn(lambda m: m.group(1) + '"' + new + '"', sql, count=1)
+    if count != 1:
+        raise DatabaseError(f"cannot rename index {old}: unexpected DDL {sql!r}", backend="SQLite")
+    return renamed
+
+
+def _waiting_pids(conn: sa.Connection, tables: Sequence[str]) -> list[int]:
+    """PostgreSQL: the backends queued on this transaction's locks on ``tables``."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT DISTINCT l.pid FROM pg_locks AS l WHERE NOT l.granted AND l.relation = ANY("
+            "SELECT c.oid FROM pg_class AS c WHERE c.relnamespace = current_schema()::regnamespace "
+            "AND c.relname = ANY(CAST(:tables AS text[])))"
+        ),
+        {"tables": list(tables)},
+    )
+    return [int(pid) for pid in rows.scalars()]
+
+
+def _await_backends(store: EventStore, pids: Sequence[int]) -> None:
+    """PostgreSQL: wait (at most ``_RETIRE_GRACE_S``) until ``pids`` finished the transaction
+    they were in at the swap, so none still needs a retired table's row type."""
+    if not pids:
+        return
+    deadline = time.monotonic() + _RETIRE_GRACE_S
+    with store.engine.connect() as conn:
+        started = conn.exec_driver_sql("SELECT clock_timestamp()").scalar_one()
+        query = sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(CAST(:pids AS int[])) "
+            "AND xact_start < :started"
+        )
+        while time.monotonic() < deadline:
+            if not conn.execute(query, {"pids": list(pids), "started": started}).scalar_one():
+                return
+            conn.rollback()
+            time.sleep(0.01)
+
+
+def _recompile_functions(conn: sa.Connection, tables: Sequence[str]) -> None:
+    """Re-create the PL/pgSQL functions of this schema that name one of ``tables``.
+
+    A PL/pgSQL function is compiled once per connection and keeps the row types of the tables
+    it names by id; re-creating it (the same definition) makes every connection compile it
+    again against the swapped-in tables (``ledger_append_message`` of migration 0007).
+    """
+    pattern = r"\m(" + "|".join(re.escape(t) for t in tables) + r")\M"
+    definitions = conn.execute(
+        sa.text(
+            "SELECT pg_get_functiondef(p.oid) FROM pg_proc AS p JOIN pg_language AS l "
+            "ON l.oid = p.prolang WHERE p.pronamespace = current_schema()::regnamespace "
+            "AND l.lanname = 'plpgsql' AND p.prosrc ~ :pattern"
+        ),
+        {"pattern": pattern},
+    ).scalars()
+    for definition in list(definitions):
+        conn.exec_driver_sql(str(definition))
 
 
 def _temporary_copy(table: sa.Table, keys: Sequence[str]) -> sa.Table:

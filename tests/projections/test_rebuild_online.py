@@ -1,0 +1,241 @@
+"""The online rebuild of inline projections: appends go on, the views are swapped in whole.
+
+``rebuild`` folds the log into shadow tables in short transactions and swaps them in at the
+end; these tests hold it between batches (through its progress callback, which runs while no
+transaction is open) to append, purge or fail midway, and check what the views and the schema
+look like afterwards. Waiting for another thread uses a generous timeout as failure detection,
+never as a measurement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from ledger import EventStore, Ledger
+from ledger.maintenance import retention
+from ledger.schema import session_heads
+from ledger.store import migration
+from ledger.views import SessionViews
+from projections.keys import KeysProjection
+from projections.rebuild import rebuild, verify
+from projections.sessions import SessionsProjection
+from projections.snapshot import snapshot
+from tests import controls
+
+#: How long a test waits for another thread before it calls the rebuild stuck.
+PATIENCE_S = 60.0
+
+
+class Interrupted(Exception):
+    """Raised by a progress callback to stop a rebuild midway."""
+
+
+def _seed(ledger: Ledger, sessions: int = 3, messages: int = 4) -> list[str]:
+    """``sessions`` open sessions of ``messages`` messages each; returns their ids."""
+    ids = []
+    for n in range(sessions):
+        sid = ledger.open_session(f"cli:k{n}", session_id=f"s{n}")
+        for i in range(messages):
+            ledger.append_message(sid, "user", f"message {i} of {sid}")
+        ids.append(sid)
+    return ids
+
+
+def _in_thread(work: Callable[[], Any]) -> None:
+    """Run ``work`` on another thread and fail unless it finishes within the patience."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # reported below, on the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(PATIENCE_S)
+    assert not thread.is_alive(), "the append did not complete while the rebuild was paused"
+    if errors:
+        raise errors[0]
+
+
+def _schema(engine: sa.Engine) -> dict[str, Any]:
+    """Every table with its columns, primary key, indexes and unique constraints."""
+    inspector = sa.inspect(engine)
+    found: dict[str, Any] = {}
+    for table in sorted(inspector.get_table_names()):
+        found[table] = {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], c.get("default"))
+                for c in inspector.get_columns(table)
+            ],
+            "primary_key": inspector.get_pk_constraint(table),
+            "indexes": sorted(
+                (ix["name"], tuple(ix["column_names"]), ix["unique"])
+                for ix in inspector.get_indexes(table)
+            ),
+            "uniques": sorted(
+                (uq["name"], tuple(uq["column_names"]))
+                for uq in inspector.get_unique_constraints(table)
+            ),
+        }
+    return found
+
+
+def _message_ids(store: EventStore) -> set[str]:
+    """The message ids of every ``MessageAppended`` in the log."""
+    return {r.event.message_id for r in store.read_all() if r.type == "MessageAppended"}  # type: ignore[attr-defined]
+
+
+def _transcript_ids(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.text("SELECT message_id FROM transcript_messages")).scalars())
+
+
+def test_a_rebuild_with_concurrent_appends_loses_no_message(ledger: Ledger) -> None:
+    """Appends on another thread between every batch all end up in the rebuilt transcript."""
+    ids = _seed(ledger)
+    store = ledger.store
+
+    def append_some(_: int) -> None:
+        _in_thread(lambda: [ledger.append_message(sid, "assistant", "during") for sid in ids])
+
+    rebuild(store, SessionsProjection(), append_some, batch_size=3)
+    assert _transcript_ids(store.engine) == _message_ids(store)
+    assert verify(store, SessionsProjection()) == []
+    head = ledger.head("s0")
+    assert head is not None
+    assert head.message_count == len(ledger.transcript("s0"))
+
+
+def test_an_append_completes_while_a_rebuild_is_midway(ledger: Ledger) -> None:
+    """A rebuild paused between batches holds no lock: an append goes through meanwhile."""
+    (sid,) = _seed(ledger, sessions=1, messages=6)
+    done: list[int] = []
+
+    def pause(_: int) -> None:
+        if not done:
+            _in_thread(lambda: done.append(ledger.append_message(sid, "user", "mid").sequence))
+
+    rebuild(ledger.store, SessionsProjection(), pause, batch_size=2)
+    assert done, "the rebuild never paused between batches"
+    head = ledger.head(sid)
+    assert head is not None
+    assert head.sequence == done[0]
+    assert [m.content for m in ledger.transcript(sid)][-1] == "mid"
+
+
+def test_the_schema_after_a_swap_equals_the_migrated_schema(ledger: Ledger) -> None:
+    """Tables, columns, keys, indexes and unique constraints are as the migrations made them,
+    and no shadow or retired table is left."""
+    _seed(ledger)
+    before = _schema(ledger.store.engine)
+    rebuild(ledger.store, SessionsProjection())
+    rebuild(ledger.store, KeysProjection())
+    assert _schema(ledger.store.engine) == before
+
+
+def test_a_database_downgrades_after_a_swap(ledger: Ledger) -> None:
+    """``ledger db downgrade`` finds every index and constraint it drops by name."""
+    _seed(ledger)
+    rebuild(ledger.store, SessionsProjection())
+    migration.downgrade(ledger.store.engine, "0006")
+    migration.upgrade(ledger.store.engine)
+    assert "session_usage" in sa.inspect(ledger.store.engine).get_table_names()
+
+
+def test_one_shot_appends_work_after_a_swap(ledger: Ledger) -> None:
+    """The single-message shortcut (SQLite's raw statements, PostgreSQL's server function,
+    both cached per connection before the swap) writes to the swapped-in views."""
+    (sid,) = _seed(ledger, sessions=1, messages=8)  # enough calls to cache the statements
+    assert ledger.store.one_shot.enabled
+    rebuild(ledger.store, SessionsProjection())
+    after = [ledger.append_message(sid, "user", f"after {i}").sequence for i in range(6)]
+    head = ledger.head(sid)
+    assert head is not None
+    assert (head.sequence, head.message_count) == (after[-1], 8 + 6)
+    assert verify(ledger.store, SessionsProjection()) == []
+
+
+def test_an_interrupted_rebuild_leaves_the_views_intact_and_the_next_one_succeeds(
+    ledger: Ledger,
+) -> None:
+    """An exception between batches stops the rebuild; the live views still verify clean, and
+    a second rebuild (which drops any leftover shadow) completes."""
+    ids = _seed(ledger)
+    views = SessionViews(ledger.store.engine)
+    heads_before = [views.head(sid) for sid in ids]
+
+    def fail(_: int) -> None:
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        rebuild(ledger.store, SessionsProjection(), fail, batch_size=2)
+    assert [views.head(sid) for sid in ids] == heads_before
+    assert verify(ledger.store, SessionsProjection()) == []
+    ledger.append_message(ids[0], "user", "after the interruption")
+    assert rebuild(ledger.store, SessionsProjection()) == sum(1 for _ in ledger.read_all())
+    assert verify(ledger.store, SessionsProjection()) == []
+
+
+def test_a_rebuild_drops_a_leftover_shadow_table(ledger: Ledger) -> None:
+    """A shadow left by a rebuild killed outright (with rows in it) is replaced, not reused."""
+    _seed(ledger, sessions=1)
+    with ledger.store.engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE session_heads__rebuild (junk INTEGER)"))
+        conn.execute(sa.text("INSERT INTO session_heads__rebuild VALUES (1)"))
+    rebuild(ledger.store, SessionsProjection())
+    assert verify(ledger.store, SessionsProjection()) == []
+    assert "session_heads__rebuild" not in sa.inspect(ledger.store.engine).get_table_names()
+
+
+def test_a_rebuild_from_a_snapshot_folds_only_later_events(ledger: Ledger) -> None:
+    """``from_snapshot`` seeds the shadow from the snapshot, then folds what came after."""
+    (sid,) = _seed(ledger, sessions=1, messages=3)
+    snapshot(ledger.store)
+    ledger.append_message(sid, "user", "after the snapshot")
+    assert rebuild(ledger.store, SessionsProjection(), from_snapshot=True) == 1
+    head = ledger.head(sid)
+    assert head is not None
+    assert head.message_count == 4
+    assert verify(ledger.store, SessionsProjection()) == []
+
+
+def test_a_session_purged_during_a_rebuild_stays_purged(ledger: Ledger) -> None:
+    """A retention purge between batches: the swapped-in views keep only its tombstone."""
+    ids = _seed(ledger)
+    ledger.store.append("session-s1", [controls.closed("s1")])
+    purged: list[int] = []
+
+    def purge(_: int) -> None:
+        if not purged:
+            purged.append(retention(ledger.store, older_than=dt.timedelta(0)).sessions)
+
+    rebuild(ledger.store, SessionsProjection(), purge, batch_size=100)
+    assert purged == [1]
+    head = ledger.head(ids[1])
+    assert head is not None
+    assert head.state == "purged"
+    assert ledger.transcript(ids[1]) == []
+    assert verify(ledger.store, SessionsProjection()) == []
+
+
+def test_a_rebuild_keeps_writing_heads_through_the_general_path(ledger: Ledger) -> None:
+    """Appends that take the general path (several messages at once) work after a swap."""
+    (sid,) = _seed(ledger, sessions=1)
+    rebuild(ledger.store, SessionsProjection())
+    ledger.append_messages(
+        sid, [{"role": "user", "content": "one"}, {"role": "user", "content": "two"}]
+    )
+    with ledger.store.engine.connect() as conn:
+        count = conn.execute(
+            sa.select(session_heads.c.message_count).where(session_heads.c.session_id == sid)
+        ).scalar_one()
+    assert count == 6
+    assert verify(ledger.store, SessionsProjection()) == []
