@@ -10,16 +10,18 @@ import pytest
 
 from ledger import Ledger
 from ledger.jsonl import write_jsonl
+from tests.cli.support import settle
 from tests.maintenance.support import invoke
 
 
 @pytest.fixture
-def export(ledger: Ledger, tmp_path: Path) -> list[bytes]:
+def export(ledger: Ledger, tmp_path: Path, migrated_url: str) -> list[bytes]:
     """An export of two sessions, three messages each, as lines."""
     for n in range(2):
         sid = ledger.open_session(f"k{n}", session_id=f"s{n}")
         for m in range(3):
             ledger.append_message(sid, "user", f"s{n} message {m}")
+    settle(migrated_url)  # PostgreSQL: read_all reads below other sessions' open transactions
     path = tmp_path / "export.jsonl"
     with path.open("wb") as out:
         write_jsonl(ledger.store.read_all(), out)
