@@ -283,6 +283,8 @@ compaction_runs = sa.Table(
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime, nullable=True),
     sa.Column("report", sa.Text, nullable=True),
+    # Migration 0009: the claim holds until then; the running process keeps extending it.
+    sa.Column("lease_until", UTCDateTime, nullable=True),
     sa.UniqueConstraint("job", "scheduled_for"),
 )
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +26,11 @@ from ledger.maintenance._jobs import JOBS, CompactionReport, Progress
 from ledger.schema import compaction_runs
 from ledger.store import EventStore
 
-__all__ = ["RunRecord", "describe", "history", "jobs", "run_job"]
+__all__ = ["LEASE_SECONDS", "RunRecord", "describe", "history", "jobs", "run_job"]
+
+log = logging.getLogger("ledger.maintenance")
+#: How long a run's claim holds without a heartbeat: the time a killed run blocks its slot.
+LEASE_SECONDS = 120.0
 
 
 def _now() -> dt.datetime:
@@ -53,14 +59,22 @@ def run_job(
     scheduled_for: dt.datetime | None = None,
     runner: str | None = None,
     progress: Progress | None = None,
+    lease: float = LEASE_SECONDS,
     **options: Any,
 ) -> CompactionReport | None:
     """Run job ``name`` and record the run in ``compaction_runs`` (``ledger compact history``).
 
     A run for a ``scheduled_for`` time that another runner already claimed returns None
     without running: the UNIQUE (job, scheduled_for) row is the claim, so however many
-    schedulers fire the same scheduled run, it executes once.
+    schedulers fire the same scheduled run, it executes once. The claim is a lease of
+    ``lease`` seconds that this process renews while the job works; if the claimant died (its
+    lease expired, the run still ``running``), the next scheduler to fire that run takes it
+    over and runs it. That is the retry rule: a run killed midway is retried once its lease has
+    expired, by whoever fires it next; a run that failed is not retried (the next scheduled
+    run is the retry, as every job is idempotent).
     """
+    if lease <= 0:
+        raise InvalidArgumentError("lease", lease, "seconds > 0")
     available = jobs()
     if name not in available:
         raise InvalidArgumentError("job", name, " | ".join(sorted(available)))
@@ -70,27 +84,13 @@ def run_job(
     _check_options(name, job, options)
     if dry_run:
         return job(store, dry_run=True, **options)
-    runs = compaction_runs
-    try:
-        with store.transaction() as conn:
-            run_id = conn.execute(
-                runs.insert()
-                .values(
-                    job=name,
-                    scheduled_for=scheduled_for,
-                    runner=runner or store.writer,
-                    dry_run=dry_run,
-                    status="running",
-                    started_at=_now(),
-                )
-                .returning(runs.c.run_id)
-            ).scalar_one()
-    except DatabaseError as exc:
-        claimed = exc.constraint == "uq_compaction_runs_job_scheduled_for"
-        if claimed and scheduled_for is not None:
-            return None
-        raise
+    who = runner or store.writer
+    _abandon_expired(store)
+    run_id = _claim(store, name, scheduled_for, who, lease)
+    if run_id is None:
+        return None
     status, report = "failed", None
+    heartbeat = _Heartbeat(store, run_id, lease)
     try:
         report = job(store, dry_run=False, **options)
         status = "ok"
@@ -99,6 +99,8 @@ def run_job(
         status = "refused"  # its arguments: the job raises this before it writes anything
         raise
     finally:
+        heartbeat.stop()
+        runs = compaction_runs
         with store.transaction() as conn:
             mine = runs.c.run_id == run_id
             if status == "refused":
@@ -110,9 +112,100 @@ def run_job(
                     .values(
                         status=status,
                         finished_at=_now(),
+                        lease_until=None,
                         report=None if report is None else msgspec.json.encode(report).decode(),
                     )
                 )
+
+
+def _claim(
+    store: EventStore, name: str, scheduled_for: dt.datetime | None, runner: str, lease: float
+) -> int | None:
+    """Insert the run's row (the claim), or take over a scheduled run whose lease expired."""
+    runs = compaction_runs
+    now = _now()
+    until = now + dt.timedelta(seconds=lease)
+    try:
+        with store.transaction() as conn:
+            return int(
+                conn.execute(
+                    runs.insert()
+                    .values(
+                        job=name,
+                        scheduled_for=scheduled_for,
+                        runner=runner,
+                        dry_run=False,
+                        status="running",
+                        started_at=now,
+                        lease_until=until,
+                    )
+                    .returning(runs.c.run_id)
+                ).scalar_one()
+            )
+    except DatabaseError as exc:
+        if exc.constraint != "uq_compaction_runs_job_scheduled_for" or scheduled_for is None:
+            raise
+    with store.transaction() as conn:
+        # One UPDATE decides between schedulers taking over at once: the first one's lease
+        # makes the condition false for the others.
+        taken = conn.execute(
+            runs.update()
+            .where(
+                runs.c.job == name,
+                runs.c.scheduled_for == scheduled_for,
+                runs.c.status == "running",
+                runs.c.lease_until < now,
+            )
+            .values(runner=runner, started_at=now, lease_until=until)
+            .returning(runs.c.run_id)
+        ).scalar()
+    if taken is not None:
+        log.warning("%s run of %s: lease expired; %s takes it over", name, scheduled_for, runner)
+    return None if taken is None else int(taken)
+
+
+def _abandon_expired(store: EventStore) -> None:
+    """Runs by hand whose process died stay ``running`` no longer: they are ``abandoned``."""
+    runs = compaction_runs
+    with store.transaction() as conn:
+        conn.execute(
+            runs.update()
+            .where(
+                runs.c.status == "running",
+                runs.c.scheduled_for.is_(None),
+                runs.c.lease_until < _now(),
+            )
+            .values(status="abandoned", finished_at=_now(), lease_until=None)
+        )
+
+
+class _Heartbeat:
+    """Renews a run's lease every third of it while the job works (a daemon thread)."""
+
+    def __init__(self, store: EventStore, run_id: int, lease: float) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._lease = lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="ledger-run-lease", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        runs = compaction_runs
+        while not self._stop.wait(self._lease / 3):
+            try:
+                with self._store.transaction() as conn:
+                    conn.execute(
+                        runs.update()
+                        .where(runs.c.run_id == self._run_id, runs.c.status == "running")
+                        .values(lease_until=_now() + dt.timedelta(seconds=self._lease))
+                    )
+            except DatabaseError as exc:  # the next beat tries again; the lease may lapse
+                log.warning("could not renew the lease of run %s: %s", self._run_id, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _check_options(
@@ -144,6 +237,8 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
     started_at: dt.datetime
     finished_at: dt.datetime | None
     report: dict[str, Any] | None
+    #: While ``running``: until when the runner holds the claim (renewed as it works).
+    lease_until: dt.datetime | None = None
 
 
 def history(store: EventStore, *, job: str | None = None, limit: int = 50) -> list[RunRecord]:
