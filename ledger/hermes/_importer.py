@@ -83,7 +83,6 @@ from ledger.hermes._source import (
 from ledger.hermes._summary import ImportSummary
 from ledger.records import StreamAppend
 from ledger.schema import session_heads, session_keys
-from ledger.store import event_ids
 from ledger.streams import key_stream, session_stream, usage_stream
 from ledger.views import SessionUsage
 
@@ -248,8 +247,8 @@ class _Importer:
         if side.state == "purged" or unchanged(index_row, side, hermes_rows):
             self.summary.skipped_sessions += 1
             return self._advance(rows)
-        with self.store.engine.connect() as conn:
-            stored_ids = event_ids(conn, session_stream(sid))
+        # Archived events too: a session `ledger compact archive` moved is still Hermes'.
+        stored_ids = {r.event_id for r in self.store.read_stream(session_stream(sid))}
         if event_id(sid, "", "opened") not in stored_ids:
             return self._fail(sid, rows, "the ledger holds a session with this id not from Hermes")
         missing = reconcile(self.mapper, index_row, side, stored_ids)

@@ -162,3 +162,19 @@ def test_batch_size_below_one_is_refused(ledger: Ledger, new_path: Path) -> None
     """batch_size must be a positive integer."""
     with pytest.raises(InvalidArgumentError, match="batch_size"):
         import_hermes(ledger, new_path, batch_size=0)
+
+
+def test_reimport_after_compact_archive_updates_archived_sessions(
+    ledger: Ledger, new_path: Path
+) -> None:
+    """Sessions archived after the first import are still recognised as Hermes' own: a
+    changed one is updated (restored, appended), not refused as "not from Hermes"."""
+    from ledger.maintenance import archive
+
+    import_hermes(ledger, new_path)
+    assert archive(ledger.store, older_than=None).sessions >= 1
+    add_rows(new_path, ("n_a", "user", "after the archive", {"timestamp": 170.0}))
+    again = import_hermes(ledger, new_path)
+    assert again.failed_sessions == {}
+    assert again.updated_sessions == 1
+    assert ledger.transcript("n_a")[-1].content == "after the archive"
