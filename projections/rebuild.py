@@ -42,13 +42,21 @@ import sqlalchemy as sa
 
 from ledger.errors import DatabaseError
 from ledger.schema import session_tombstones
-from ledger.store import EventStore, log_end
+from ledger.store import EventStore, head_drift, log_end
 from projections.base import Projection
 from projections.checkpoint import lock_checkpoint, read_checkpoints, save_checkpoint
 from projections.runner import ProjectionRunner
 from projections.snapshot import load_snapshot
 
-__all__ = ["SHADOW_SUFFIX", "Mismatch", "ProjectionStatus", "rebuild", "status", "verify"]
+__all__ = [
+    "SHADOW_SUFFIX",
+    "Mismatch",
+    "ProjectionStatus",
+    "rebuild",
+    "status",
+    "verify",
+    "verify_heads",
+]
 
 Progress = Callable[[int], None]
 _BATCH = 2000
@@ -630,3 +638,21 @@ def status(store: EventStore, projections: Sequence[Projection]) -> list[Project
             )
         )
     return result
+
+
+def verify_heads(store: EventStore, *, limit: int = 1000) -> list[Mismatch]:
+    """The log's own head table against its events, as mismatches of the ``log`` check: a
+    ``streams`` row behind, ahead of or missing for its events, or a wrong ``archived`` flag."""
+    with store.engine.connect() as conn:
+        drifts = head_drift(conn, limit)
+    return [
+        Mismatch(
+            projection="log",
+            table="streams",
+            key={"stream": d.stream},
+            kind=d.kind,
+            live=None if d.head is None else {"sequence": d.head},
+            expected=None if d.events is None else {"sequence": d.events, "why": d.detail},
+        )
+        for d in drifts
+    ]

@@ -15,9 +15,11 @@ from ledger.store._archive import SegmentInfo, StoredRow, archive_stream, restor
 from ledger.store._driver import DriverInsert, driver_insert
 from ledger.store._errors import translate_error
 from ledger.store._log import (
+    HeadDrift,
     drop_old_key_switches,
     event_ids,
     has_event,
+    head_drift,
     kinds_between,
     log_end,
     old_key_switches,
@@ -34,6 +36,7 @@ __all__ = [
     "READ_BATCH",
     "DriverInsert",
     "EventStore",
+    "HeadDrift",
     "InlineProjection",
     "LogReader",
     "OneShot",
@@ -46,6 +49,7 @@ __all__ = [
     "ensure_schema",
     "event_ids",
     "has_event",
+    "head_drift",
     "kinds_between",
     "log_end",
     "old_key_switches",

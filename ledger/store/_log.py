@@ -12,17 +12,20 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 
-from ledger.schema import archive_segments, events, streams
+from ledger.schema import archive_segments, events, session_tombstones, streams
 from ledger.store._archive import restore_stream
 from ledger.store._postgres import HORIZON
-from ledger.streams import KEY_PREFIX, SESSION_PREFIX
+from ledger.streams import KEY_PREFIX, SESSION_PREFIX, parse
 
 __all__ = [
+    "HeadDrift",
     "drop_old_key_switches",
     "event_ids",
     "has_event",
+    "head_drift",
     "kinds_between",
     "log_end",
     "old_key_switches",
@@ -135,3 +138,103 @@ def old_key_switches(conn: sa.Connection, cutoff: dt.datetime) -> list[tuple[str
 def drop_old_key_switches(conn: sa.Connection, stream: str, cutoff: dt.datetime) -> None:
     """Delete what :func:`old_key_switches` counted for ``stream``."""
     conn.execute(events.delete().where(_old_switches(cutoff), events.c.stream == stream))
+
+
+class HeadDrift(msgspec.Struct, frozen=True, kw_only=True):
+    """A ``streams`` head row that does not match the stream's events (``ledger projections
+    verify`` reports it as the ``log`` check)."""
+
+    stream: str
+    kind: str  # missing | behind | ahead | archived_flag
+    head: int | None
+    events: int | None
+    detail: str
+
+
+def head_drift(conn: sa.Connection, limit: int = 1000) -> list[HeadDrift]:
+    """Every ``streams`` row that disagrees with its events (live rows and archive segments).
+
+    A head must equal the stream's last sequence, except where events were deleted on purpose
+    and the head kept so no sequence is ever reused: a purged or erased session's streams
+    (``session-*``, ``usage-*`` with a tombstone) may be ahead of what is left. ``archived``
+    must be set exactly when the stream's events are in a segment.
+    """
+    e, s, a = events, streams, archive_segments
+    live = (
+        sa.select(e.c.stream, sa.func.max(e.c.sequence).label("last"))
+        .group_by(e.c.stream)
+        .subquery()
+    )
+    found: list[HeadDrift] = []
+    missing = (
+        sa.select(live.c.stream, live.c.last)
+        .outerjoin(s, s.c.stream == live.c.stream)
+        .where(s.c.stream.is_(None))
+        .limit(limit)
+    )
+    for stream, last in conn.execute(missing):
+        found.append(
+            HeadDrift(
+                stream=stream,
+                kind="missing",
+                head=None,
+                events=int(last),
+                detail="events without a head row",
+            )
+        )
+    last_of = sa.func.coalesce(live.c.last, a.c.last_sequence)
+    rows = conn.execute(
+        sa.select(s.c.stream, s.c.sequence, s.c.archived, live.c.last, a.c.last_sequence)
+        .outerjoin(live, live.c.stream == s.c.stream)
+        .outerjoin(a, a.c.stream == s.c.stream)
+        .where(
+            sa.or_(
+                last_of.is_(None),
+                s.c.sequence != last_of,
+                s.c.archived != (a.c.stream.is_not(None) & live.c.stream.is_(None)),
+            )
+        )
+        .limit(limit)
+    )
+    purged = set(conn.execute(sa.select(session_tombstones.c.session_id)).scalars())
+    for stream, head, archived, live_last, segment_last in rows:
+        last = live_last if live_last is not None else segment_last
+        in_segment = segment_last is not None and live_last is None
+        if bool(archived) != in_segment:
+            found.append(
+                HeadDrift(
+                    stream=stream,
+                    kind="archived_flag",
+                    head=int(head),
+                    events=last,
+                    detail=f"archived={bool(archived)} but events are "
+                    f"{'in a segment' if in_segment else 'live'}",
+                )
+            )
+            continue
+        if last is not None and head < last:
+            found.append(
+                HeadDrift(
+                    stream=stream,
+                    kind="behind",
+                    head=int(head),
+                    events=int(last),
+                    detail="the head is below the stream's last event: a sequence would be reused",
+                )
+            )
+            continue
+        category, ident = parse(stream)
+        if category in ("session", "usage") and ident in purged:
+            continue  # purged or erased on purpose; the head keeps its sequences
+        if last is None and category == "other":
+            continue  # a caller's stream emptied by the caller (nothing of ours to check)
+        found.append(
+            HeadDrift(
+                stream=stream,
+                kind="ahead",
+                head=int(head),
+                events=last,
+                detail="the head is above the stream's last event, which no job removed",
+            )
+        )
+    return found

@@ -23,7 +23,7 @@ from ledger.schema import (
     transcript_messages,
     usage_daily,
 )
-from projections.rebuild import Mismatch, verify
+from projections.rebuild import Mismatch, verify, verify_heads
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 
@@ -101,9 +101,11 @@ def catch_up(store: EventStore) -> int:
 
 
 def verify_all(store: EventStore) -> dict[str, list[Mismatch]]:
-    """Mismatches of every installed projection after catching the async ones up."""
+    """Mismatches of every installed projection after catching the async ones up, and of the
+    log's own head table (``log``)."""
     catch_up(store)
     found = {p.name: verify(store, p) for p in all_projections()}
+    found["log"] = verify_heads(store)
     return {name: mismatches for name, mismatches in found.items() if mismatches}
 
 
