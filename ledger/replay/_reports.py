@@ -17,7 +17,16 @@ __all__ = [
 ]
 
 
-class GuardTotals(msgspec.Struct, kw_only=True):
+class _Counts(msgspec.Struct, kw_only=True):
+    """Counters that add up field by field (per key into the report's totals)."""
+
+    def add(self, other: _Counts) -> None:
+        """Add ``other``'s counts to these."""
+        for name in self.__struct_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class GuardTotals(_Counts, kw_only=True):
     """Per guard: turns seen, agents built (first builds and rebuilds), and its mistakes."""
 
     turns: int = 0
@@ -25,11 +34,6 @@ class GuardTotals(msgspec.Struct, kw_only=True):
     rebuilds: int = 0
     false_busts: int = 0
     missed_changes: int = 0
-
-    def add(self, other: GuardTotals) -> None:
-        """Add ``other``'s counts to these."""
-        for name in self.__struct_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 class GuardDecision(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,18 +63,13 @@ class RecordedDecision(msgspec.Struct, frozen=True, kw_only=True):
     build_seconds: float | None = None
 
 
-class RecordedTotals(msgspec.Struct, kw_only=True):
+class RecordedTotals(_Counts, kw_only=True):
     """Recorded live decisions: how many, how many built an agent, and how many turns' recorded
     decision differs from the simulated ``ledger`` guard's."""
 
     decisions: int = 0
     builds: int = 0
     disagreements: int = 0
-
-    def add(self, other: RecordedTotals) -> None:
-        """Add ``other``'s counts to these."""
-        for name in self.__struct_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):

@@ -200,41 +200,19 @@ def head_drift(conn: sa.Connection, limit: int = 1000) -> list[HeadDrift]:
     for stream, head, archived, live_last, segment_last in rows:
         last = live_last if live_last is not None else segment_last
         in_segment = segment_last is not None and live_last is None
-        if bool(archived) != in_segment:
-            found.append(
-                HeadDrift(
-                    stream=stream,
-                    kind="archived_flag",
-                    head=int(head),
-                    events=last,
-                    detail=f"archived={bool(archived)} but events are "
-                    f"{'in a segment' if in_segment else 'live'}",
-                )
-            )
-            continue
-        if last is not None and head < last:
-            found.append(
-                HeadDrift(
-                    stream=stream,
-                    kind="behind",
-                    head=int(head),
-                    events=int(last),
-                    detail="the head is below the stream's last event: a sequence would be reused",
-                )
-            )
-            continue
         category, ident = parse(stream)
-        if category in ("session", "usage") and ident in purged:
+        if bool(archived) != in_segment:
+            where = "in a segment" if in_segment else "live"
+            kind, detail = "archived_flag", f"archived={bool(archived)} but events are {where}"
+        elif last is not None and head < last:
+            kind, detail = "behind", "the head is below the last event: a sequence would be reused"
+        elif category in ("session", "usage") and ident in purged:
             continue  # purged or erased on purpose; the head keeps its sequences
-        if last is None and category == "other":
+        elif last is None and category == "other":
             continue  # a caller's stream emptied by the caller (nothing of ours to check)
+        else:
+            kind, detail = "ahead", "the head is above the last event, which no job removed"
         found.append(
-            HeadDrift(
-                stream=stream,
-                kind="ahead",
-                head=int(head),
-                events=last,
-                detail="the head is above the stream's last event, which no job removed",
-            )
+            HeadDrift(stream=stream, kind=kind, head=int(head), events=last, detail=detail)
         )
     return found

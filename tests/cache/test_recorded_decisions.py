@@ -16,6 +16,7 @@ from ledger import AgentCache, AsyncLedger, CacheDecided, DatabaseError, Ledger
 from ledger.config import Settings
 from ledger.replay import replay
 from ledger.streams import decisions_stream
+from tests.cli.support import settle
 
 KEY = "telegram:1:dm"
 SIG = "model-a"
@@ -277,6 +278,7 @@ def test_replay_counts_recorded_decisions_without_disagreement(
     turn(ledger, cache, session)
     turn(ledger, cache, session)
     assert cache.flush()
+    settle(migrated_url)
     report = replay(ledger.read_all(), keys=[KEY], timeline=True)
     assert report.recorded.decisions == 2
     assert report.recorded.builds == 2
@@ -291,7 +293,7 @@ def test_replay_counts_recorded_decisions_without_disagreement(
 
 
 def test_replay_counts_an_eviction_the_simulation_cannot_know_as_a_disagreement(
-    ledger: Ledger, session: str
+    ledger: Ledger, session: str, migrated_url: str
 ) -> None:
     """After ``evict`` the live cache misses where the simulated ``ledger`` guard reuses."""
     cache = ledger.cache()
@@ -299,6 +301,7 @@ def test_replay_counts_an_eviction_the_simulation_cannot_know_as_a_disagreement(
     cache.evict(KEY)
     assert turn(ledger, cache, session) == "miss"
     assert cache.flush()
+    settle(migrated_url)
     report = replay(ledger.read_all(), keys=[KEY], timeline=True)
     assert report.recorded.disagreements == 1
     kinds = [e.kind for e in report.keys[KEY].timeline]
@@ -318,6 +321,7 @@ def test_explain_shows_the_recorded_decision_beside_the_simulated_ones(
     cache.evict(KEY)
     turn(ledger, cache, session)
     assert cache.flush()
+    settle(migrated_url)
     result = CliRunner().invoke(cli, ["explain", KEY, "--url", migrated_url], terminal_width=300)
     assert result.exit_code == 0, result.output
     assert "live (recorded)" in result.output
