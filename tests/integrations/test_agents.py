@@ -518,8 +518,9 @@ async def test_an_idempotency_key_holds_across_processes(aledger: AsyncLedger) -
 async def test_head_detects_another_processes_write(
     aledger: AsyncLedger, migrated_url: str, settings: Settings
 ) -> None:
-    """``head()`` is the ledger's change detection: another writer's append moves the
-    sequence, and an agent cache checked with the session's key and id rebuilds."""
+    """``head()`` is the ledger's change detection: this gateway's own append keeps an agent
+    cache's entry (``own_write``); another writer's moves the sequence and the cache checked
+    with the session's key and id rebuilds."""
     session = LedgerSession(aledger, KEY)
     assert await session.head() is None
     await session.add_items([user("hello")])
@@ -533,6 +534,10 @@ async def test_head_detects_another_processes_write(
     decision = await cache.check(KEY, head.session_id, "sig")
     await cache.store(KEY, head.session_id, "sig", "agent", ticket=decision.ticket)
     assert (await cache.check(KEY, head.session_id, "sig")).reason == "hit"
+    await session.add_items([{"role": "assistant", "content": "hi"}])  # this gateway's turn
+    assert (await cache.check(KEY, head.session_id, "sig")).reason == "own_write"
+    head = await session.head()
+    assert head is not None
 
     other = await AsyncLedger.open(migrated_url, writer="gateway-2", settings=settings)
     try:
