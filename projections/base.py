@@ -10,7 +10,7 @@ tables so ``verify`` can fold the log into temporary copies and compare them wit
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -104,8 +104,43 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
     if len(rows) == 1 or conn.dialect.name != "sqlite":
         conn.execute(insert_statement(table), rows[0] if len(rows) == 1 else list(rows))
         return
-    insert = driver_insert(table, conn.dialect, tuple(rows[0]))
-    conn.exec_driver_sql(insert.sql, insert.bind_all(rows))
+    names = tuple(rows[0])
+    insert = driver_insert(table, conn.dialect, names)
+    conn.exec_driver_sql(insert.sql, _bind_all(table, conn.dialect, names, rows))
+
+
+@functools.cache
+def _processors(
+    table: sa.Table, dialect: sa.Dialect, names: tuple[str, ...]
+) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+    """(index, bind processor) of each of ``names`` that has one, as ``driver_insert`` binds."""
+    found = [table.c[n].type._cached_bind_processor(dialect) for n in names]
+    return tuple((i, bind) for i, bind in enumerate(found) if bind is not None)
+
+
+def _bind_all(
+    table: sa.Table, dialect: sa.Dialect, names: tuple[str, ...], rows: Sequence[Mapping[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """The rows' values in ``names`` order, each processed value bound once per batch.
+
+    The rows of one append (or one rebuild batch) share their times: binding a timestamp (to
+    UTC, to text) cost more than inserting the row, so equal values reuse the first binding.
+    """
+    processors = _processors(table, dialect, names)
+    memo: list[dict[Any, Any]] = [{} for _ in processors]
+    bound_rows: list[tuple[Any, ...]] = []
+    for row in rows:
+        values = [row[n] for n in names]
+        for (index, bind), seen in zip(processors, memo, strict=True):
+            value = values[index]
+            try:
+                values[index] = seen[value]
+            except KeyError:
+                values[index] = seen[value] = bind(value)
+            except TypeError:  # unhashable: bound each time
+                values[index] = bind(value)
+        bound_rows.append(tuple(values))
+    return bound_rows
 
 
 @functools.cache

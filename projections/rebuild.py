@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from ledger.errors import DatabaseError
 from ledger.schema import session_tombstones
 from ledger.store import EventStore, head_drift, log_end
+from ledger.store.database import AUTOCOMMIT_READ
 from projections.base import Projection
 from projections.checkpoint import lock_checkpoint, read_checkpoints, save_checkpoint
 from projections.runner import ProjectionRunner
@@ -68,8 +69,12 @@ RETIRED_SUFFIX = "__retired"
 #: tries again; the last attempt waits as long as it takes.
 _LOCK_TIMEOUT_MS = 50
 _SWAP_ATTEMPTS = 20
-#: Rows of a retired SQLite table deleted per transaction (each holds the write lock briefly).
-_RETIRE_CHUNK = 5000
+#: Rows of a retired SQLite table deleted per transaction, at most.
+_RETIRE_CHUNK = 20_000
+#: How long one batch transaction should hold the write lock (SQLite) or its rows, and the
+#: fewest events it folds however slow the machine.
+_HOLD_S = 0.02
+_MIN_CHUNK = 20
 #: PostgreSQL: how long to wait for appends that queued on the swap before dropping the retired
 #: tables (a PL/pgSQL call compiled before the swap may still name their row types).
 _RETIRE_GRACE_S = 5.0
@@ -243,6 +248,7 @@ class _OnlineRebuild:
         self.shadow = type(projection)(self.shadows)
         self.after = 0
         self.folded = 0
+        self.pacer = _Pacer(batch_size)
         self.purged: set[str] = set()
         #: PostgreSQL: backends that queued on the swap's locks (see ``_retire``).
         self.waiting: list[int] = []
@@ -291,12 +297,26 @@ class _OnlineRebuild:
                 batch = self.store.read_batch(conn, self.after, self.batch_size)
             if not batch:
                 return
-            with self.store.transaction() as conn:
-                self.shadow.apply(conn, batch)
+            for chunk in self.pacer.chunks(batch):
+                with self.store.transaction() as conn:
+                    self.shadow.apply(conn, chunk)
+                self.pacer.took()
+            self._checkpoint()
             self.after = batch[-1].position
             self.folded += len(batch)
             if self.progress is not None:
                 self.progress(len(batch))
+
+    def _checkpoint(self) -> None:
+        """SQLite: copy the WAL into the database now, outside any transaction.
+
+        Otherwise the commit that finds the WAL over its limit runs the checkpoint, and an
+        append's commit would pay for copying (and syncing) the pages the rebuild wrote.
+        """
+        if not self.postgres:
+            with self.store.engine.connect() as conn:
+                conn.execution_options(**{AUTOCOMMIT_READ: True})
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _swap(self) -> None:
         """Take the live views, fold the rest of the log, and rename the shadow into place."""
@@ -399,18 +419,22 @@ class _OnlineRebuild:
                 for name in names:
                     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_quote(conn, name)}")
             return
+        pacer = _Pacer(_RETIRE_CHUNK)
         for name in names:
-            quoted = None
             while True:
+                size = pacer.size
+                pacer.start()
                 with self.store.transaction() as conn:
-                    quoted = quoted or _quote(conn, name)
+                    quoted = _quote(conn, name)
                     deleted = conn.exec_driver_sql(
                         f"DELETE FROM {quoted} WHERE rowid IN "
-                        f"(SELECT rowid FROM {quoted} LIMIT {_RETIRE_CHUNK})"
+                        f"(SELECT rowid FROM {quoted} LIMIT {size})"
                     ).rowcount
-                    if deleted < _RETIRE_CHUNK:
+                    if deleted < size:
                         conn.exec_driver_sql(f"DROP TABLE {quoted}")
-                        break
+                pacer.took()
+                if deleted < size:
+                    break
 
     def _drop_shadows(self) -> None:
         """After a failure: drop the shadow tables if the database lets us (else: next run)."""
@@ -420,6 +444,39 @@ class _OnlineRebuild:
                     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_quote(conn, shadow.name)}")
         except Exception:  # the original error is the one to report
             pass
+
+
+class _Pacer:
+    """Sizes the write transactions of a rebuild so each holds its locks about ``_HOLD_S``.
+
+    On SQLite every append waits while one runs: the size follows the time the last one took
+    (halving at once when it ran long, growing gently), between ``_MIN_CHUNK`` and ``most``.
+    """
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.size = min(most, 200)
+        self._started = 0.0
+
+    def start(self) -> None:
+        """Mark the start of a transaction."""
+        self._started = time.perf_counter()
+
+    def took(self) -> None:
+        """The transaction just ended: size the next one by how long this one took."""
+        elapsed = max(time.perf_counter() - self._started, 1e-4)
+        wanted = int(self.size * _HOLD_S / elapsed)
+        grown = min(wanted, self.size * 2)
+        self.size = max(_MIN_CHUNK, min(self.most, grown if wanted > self.size else wanted))
+
+    def chunks(self, records: Sequence[Any]) -> Iterator[Sequence[Any]]:
+        """``records`` in consecutive slices of the current size (each timed by the caller)."""
+        index = 0
+        while index < len(records):
+            size = self.size
+            self.start()
+            yield records[index : index + size]
+            index += size
 
 
 def _quote(conn: sa.Connection, name: str) -> str:

@@ -37,7 +37,7 @@ from ledger.schema import (
     session_usage,
     transcript_messages,
 )
-from ledger.streams import category, parse
+from ledger.streams import parse
 from projections.base import Projection, insert_rows, select_by_keys, write_rows
 
 __all__ = ["SessionsProjection"]
@@ -169,6 +169,37 @@ def _retract_statement(table: sa.Table) -> sa.Update:
     )
 
 
+class _Pending:
+    """Transcript rows folded but not written yet, by (session id, message id)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str], dict[str, Any]] = {}
+        #: How many messages the last :meth:`retract` marked in memory.
+        self.taken = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._rows[(row["session_id"], row["message_id"])] = row
+
+    def retract(self, session_id: str, message_ids: Sequence[str], position: int) -> list[str]:
+        """Mark the live pending ones among ``message_ids``; returns the ids not pending."""
+        rest: list[str] = []
+        self.taken = 0
+        for message_id in dict.fromkeys(message_ids):
+            row = self._rows.get((session_id, message_id))
+            if row is None:
+                rest.append(message_id)
+            elif row["retracted_position"] is None:
+                row["retracted_position"] = position
+                self.taken += 1
+        return rest
+
+    def rows(self) -> list[dict[str, Any]]:
+        return list(self._rows.values())
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+
 class SessionsProjection(Projection):
     """Per-session heads and the live transcript, updated inside every append."""
 
@@ -187,25 +218,31 @@ class SessionsProjection(Projection):
 
     def apply(self, conn: sa.Connection, records: Sequence[RecordedEvent]) -> None:
         heads_table = self.table("session_heads")
-        usage = [r for r in records if category(r.stream) == "usage"]
+        usage: list[RecordedEvent] = []
+        mine: list[tuple[str, RecordedEvent]] = []  # (session id, record), parsed once
+        for record in records:
+            kind, name = parse(record.stream)
+            if kind == "session":
+                mine.append((name, record))
+            elif kind == "usage":
+                usage.append(record)
         if usage:
             self._apply_usage(conn, usage)
-        mine = [r for r in records if category(r.stream) == "session"]
         if not mine:
             return
-        session_ids = {parse(r.stream)[1] for r in mine}
-        if len(session_ids) == 1 and self._append_only(conn, session_ids.pop(), mine):
+        session_ids = {sid for sid, _ in mine}
+        if len(session_ids) == 1 and self._append_only(
+            conn, next(iter(session_ids)), [r for _, r in mine]
+        ):
             return
-        session_ids = {parse(r.stream)[1] for r in mine}
         query = select_by_keys(heads_table, "session_id")
         loaded = {
             row["session_id"]: dict(row)
             for row in conn.execute(query, {"keys": list(session_ids)}).mappings()
         }
         heads = {sid: dict(row) for sid, row in loaded.items()}
-        pending: list[dict[str, Any]] = []
-        for record in mine:
-            session_id = parse(record.stream)[1]
+        pending = _Pending()
+        for session_id, record in mine:
             head = heads.get(session_id)
             if head is None:
                 head = heads[session_id] = _new_head(session_id, record)
@@ -252,7 +289,7 @@ class SessionsProjection(Projection):
         conn: sa.Connection,
         head: dict[str, Any],
         record: RecordedEvent,
-        pending: list[dict[str, Any]],
+        pending: _Pending,
     ) -> None:
         event = record.event
         head["sequence"] = record.sequence
@@ -261,12 +298,17 @@ class SessionsProjection(Projection):
         head["updated_at"] = record.recorded_at
         head["last_activity_at"] = _later(head["last_activity_at"], activity_time(record))
         if isinstance(event, MessageAppended):
-            pending.append(_message_row(record, event))
+            pending.add(_message_row(record, event))
             head["message_count"] += 1
             head["token_count"] += event.token_count or 0
         elif isinstance(event, MessagesRetracted):
-            self._flush(conn, pending)
-            head["message_count"] -= self._retract(conn, head["session_id"], event, record)
+            # Messages of this batch not written yet are marked in memory; only the others
+            # cost a statement, so a batch's rows still go out in one insert.
+            session_id = head["session_id"]
+            rest = pending.retract(session_id, event.message_ids, record.position)
+            head["message_count"] -= pending.taken
+            if rest:
+                head["message_count"] -= self._retract(conn, session_id, rest, record)
         elif isinstance(event, SessionOpened):
             head.update(
                 session_key=event.session_key,
@@ -326,19 +368,20 @@ class SessionsProjection(Projection):
         write_rows(conn, table, "session_id", changed, loaded)
 
     def _retract(
-        self, conn: sa.Connection, session_id: str, event: MessagesRetracted, record: RecordedEvent
+        self, conn: sa.Connection, session_id: str, ids: Sequence[str], record: RecordedEvent
     ) -> int:
         """Mark the named live messages retracted; returns how many were live."""
         result = conn.execute(
             _retract_statement(self.table("transcript_messages")),
-            {"sid": session_id, "ids": list(event.message_ids), "at": record.position},
+            {"sid": session_id, "ids": list(ids), "at": record.position},
         )
         return int(result.rowcount)
 
-    def _flush(self, conn: sa.Connection, pending: list[dict[str, Any]]) -> None:
-        if pending:
-            insert_rows(conn, self.table("transcript_messages"), pending)
-            pending.clear()
+    def _flush(self, conn: sa.Connection, pending: _Pending | list[dict[str, Any]]) -> None:
+        rows = pending.rows() if isinstance(pending, _Pending) else pending
+        if rows:
+            insert_rows(conn, self.table("transcript_messages"), rows)
+        pending.clear()
 
     def seed(self, conn: sa.Connection, session_id: str | None = None) -> None:
         """Put back the tombstone heads of purged sessions (all, or one)."""
