@@ -35,6 +35,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import msgspec
@@ -43,7 +44,7 @@ import sqlalchemy as sa
 from ledger.errors import DatabaseError
 from ledger.schema import session_tombstones
 from ledger.store import EventStore, head_drift, log_end
-from ledger.store.database import AUTOCOMMIT_READ
+from ledger.store.database import AUTOCOMMIT_READ, WRITE
 from projections.base import Projection
 from projections.checkpoint import lock_checkpoint, read_checkpoints, save_checkpoint
 from projections.runner import ProjectionRunner
@@ -74,6 +75,9 @@ _RETIRE_CHUNK = 20_000
 #: How long one batch transaction should hold the write lock (SQLite) or its rows, and the
 #: fewest events it folds however slow the machine.
 _HOLD_S = 0.02
+#: SQLite: a pause after each rebuild transaction, so a writer of another process, which polls
+#: for the lock on its busy handler's schedule (sleeps of 1 to 100 ms), finds it free.
+_GAP_S = 0.005
 _MIN_CHUNK = 20
 #: PostgreSQL: how long to wait for appends that queued on the swap before dropping the retired
 #: tables (a PL/pgSQL call compiled before the swap may still name their row types).
@@ -249,6 +253,7 @@ class _OnlineRebuild:
         self.after = 0
         self.folded = 0
         self.pacer = _Pacer(batch_size)
+        self.unsynced = 0  # events folded since the last WAL checkpoint
         self.purged: set[str] = set()
         #: PostgreSQL: backends that queued on the swap's locks (see ``_retire``).
         self.waiting: list[int] = []
@@ -293,19 +298,51 @@ class _OnlineRebuild:
         with self.store.engine.connect() as conn:
             target = log_end(conn)
         while self.after < target:
+            # One read per write transaction: reading and decoding hold no lock, so a writer
+            # polling for SQLite's lock (another process sleeps in its busy handler) finds it
+            # free between every two of ours, not only once per big batch.
             with self.store.engine.connect() as conn:
-                batch = self.store.read_batch(conn, self.after, self.batch_size)
+                batch = self.store.read_batch(conn, self.after, self.pacer.size)
             if not batch:
                 return
-            for chunk in self.pacer.chunks(batch):
-                with self.store.transaction() as conn:
-                    self.shadow.apply(conn, chunk)
-                self.pacer.took()
-            self._checkpoint()
+            self.pacer.start()
+            with self._shadow_transaction() as conn:
+                self.shadow.apply(conn, batch)
+            self.pacer.took()
+            if not self.postgres:
+                time.sleep(_GAP_S)  # the lock stays free for a writer's next poll
             self.after = batch[-1].position
             self.folded += len(batch)
+            self.unsynced += len(batch)
+            if self.unsynced >= self.batch_size:
+                self._checkpoint()
+                self.unsynced = 0
             if self.progress is not None:
                 self.progress(len(batch))
+
+    @contextmanager
+    def _shadow_transaction(self) -> Iterator[sa.Connection]:
+        """A write transaction for shadow rows only.
+
+        On SQLite it commits with ``synchronous = NORMAL`` (no sync per commit in WAL mode):
+        the shadow needs no durability, since a crash drops it and the next run starts over,
+        and a sync per batch was most of the rebuild's time. The connection gets the ledger's
+        setting back before it returns to the pool; the swap commits as every append does.
+        """
+        if self.postgres:
+            with self.store.transaction() as conn:
+                yield conn
+            return
+        with self.store.engine.connect() as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            driver.execute("PRAGMA synchronous = NORMAL")
+            try:
+                conn.execution_options(**{WRITE: True})
+                with conn.begin():
+                    yield conn
+            finally:
+                driver.execute(f"PRAGMA synchronous = {self.store.settings.sqlite_synchronous}")
 
     def _checkpoint(self) -> None:
         """SQLite: copy the WAL into the database now, outside any transaction.
@@ -424,7 +461,7 @@ class _OnlineRebuild:
             while True:
                 size = pacer.size
                 pacer.start()
-                with self.store.transaction() as conn:
+                with self._shadow_transaction() as conn:
                     quoted = _quote(conn, name)
                     deleted = conn.exec_driver_sql(
                         f"DELETE FROM {quoted} WHERE rowid IN "
@@ -433,6 +470,7 @@ class _OnlineRebuild:
                     if deleted < size:
                         conn.exec_driver_sql(f"DROP TABLE {quoted}")
                 pacer.took()
+                self._checkpoint()
                 if deleted < size:
                     break
 
