@@ -16,7 +16,6 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from ledger.codec import content_text
 from ledger.errors import (
     InvalidArgumentError,
     InvalidEventError,
@@ -87,12 +86,8 @@ def build_message(
         raise InvalidArgumentError("content", content, "non-empty text (or tool_calls)")
     if isinstance(content, list) and not content:
         raise InvalidArgumentError("content", content, "at least one content part, or None")
-    for name in ("content", "reasoning", "reasoning_content"):
-        value = data.get(name)
-        text = content_text(value) if name == "content" and isinstance(value, list) else value
-        if isinstance(text, str) and "\x00" in text:
-            # PostgreSQL text cannot hold NUL; refuse it on every backend alike.
-            raise InvalidArgumentError(name, text[:40], "text without NUL characters")
+    # NUL and lone surrogates (which PostgreSQL cannot store) are refused by the codec, in
+    # one scan of the encoded payload, for every field at once.
     try:
         return msgspec.convert(data, MessageAppended)
     except msgspec.ValidationError as exc:

@@ -20,6 +20,7 @@ import msgspec
 from ledger.errors import (
     EventDecodeError,
     EventTooLargeError,
+    InvalidArgumentError,
     InvalidEventError,
     UnknownEventTypeError,
 )
@@ -27,8 +28,10 @@ from ledger.events import EVENT_TYPES, Event, MessageAppended
 
 __all__ = [
     "COMPATIBLE_VERSIONS",
+    "STORABLE_TEXT",
     "Codec",
     "Upcaster",
+    "check_text",
     "content_text",
     "json_text",
     "tool_calls_text",
@@ -41,6 +44,80 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 #: (type, old schema_version) pairs whose payloads the current class reads as they are.
 #: ``MessageAppended`` 1 -> 2 widened ``content`` and added fields with defaults.
 COMPATIBLE_VERSIONS: frozenset[tuple[str, int]] = frozenset({("MessageAppended", 1)})
+
+
+#: What :func:`check_text` and :meth:`Codec.encode` refuse, as an error's ``expected``.
+STORABLE_TEXT = "text without NUL characters or lone surrogates"
+#: How msgspec's JSON writes a NUL character (PostgreSQL text and JSONB cannot hold it).
+_NUL = b"\\u0000"
+
+
+def _unstorable(value: Any) -> bool:
+    """Whether a string holds NUL or a lone surrogate (neither survives PostgreSQL)."""
+    if "\x00" in value:
+        return True
+    if value.isascii():
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_text(argument: str, value: object) -> None:
+    """Refuse a string argument PostgreSQL cannot store (NUL, lone surrogates), on any backend.
+
+    For identifiers given to reads and locks (a session id, a key): a few nanoseconds for
+    ASCII. ``argument`` names it in the :class:`InvalidArgumentError`.
+    """
+    if isinstance(value, str) and _unstorable(value):
+        raise InvalidArgumentError(argument, value[:40], STORABLE_TEXT)
+
+
+def _bad_path(value: Any, path: str) -> str | None:
+    """The path of the first string (dict key or value) in ``value`` that is unstorable."""
+    if isinstance(value, str):
+        return path if _unstorable(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and _unstorable(key):
+                return f"{path}[{key[:40]!r}]"
+            found = _bad_path(item, f"{path}[{key!r}]")
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _bad_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    elif isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            found = _bad_path(getattr(value, name), name)
+            if found is not None:
+                return found
+    return None
+
+
+def unstorable_text(event: Event) -> InvalidArgumentError | None:
+    """The error naming the field of ``event`` that holds NUL or a lone surrogate, if any.
+
+    Only called once the encoded payload showed a sign of one (``\\u0000`` in the JSON, or an
+    encoding failure), so the walk over the fields costs nothing on the hot path. None when
+    the sign was a false alarm (a text holding a backslash followed by ``u0000``).
+    """
+    path = _bad_path(event, "")
+    if path is None:
+        return None
+    return InvalidArgumentError(path, _shown(event, path), STORABLE_TEXT)
+
+
+def _shown(event: Event, path: str) -> str:
+    """The top-level field's value, shortened, for the error message."""
+    field = path.split("[", 1)[0]
+    value = getattr(event, field, None)
+    text = value if isinstance(value, str) else repr(value)
+    return text[:40]
 
 
 class Codec:
@@ -81,14 +158,25 @@ class Codec:
         return tag
 
     def encode(self, event: Event) -> tuple[str, bytes]:
-        """Validate and encode ``event``; returns its type tag and JSON payload."""
+        """Validate and encode ``event``; returns its type tag and JSON payload.
+
+        Text PostgreSQL cannot store (NUL, lone surrogates) anywhere in the event is refused
+        on every backend alike (:class:`InvalidArgumentError` naming the field), so a ledger
+        on SQLite always moves to PostgreSQL.
+        """
         if not isinstance(event, Event):
             raise InvalidEventError(type(event).__qualname__, "not a ledger Event")
         name = self.type_name(event)
         try:
             payload = self._encoder.encode(event)
+        except UnicodeEncodeError as exc:  # a lone surrogate somewhere in the event
+            raise (unstorable_text(event) or InvalidEventError(name, str(exc))) from None
         except (TypeError, ValueError) as exc:
             raise InvalidEventError(name, str(exc)) from exc
+        if _NUL in payload:  # one scan of the bytes; PostgreSQL cannot store NUL
+            refused = unstorable_text(event)
+            if refused is not None:
+                raise refused
         if len(payload) > self.max_event_bytes:
             raise EventTooLargeError(name, len(payload), self.max_event_bytes)
         try:

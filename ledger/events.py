@@ -37,7 +37,10 @@ Id = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 Role = Literal["user", "assistant", "tool", "system", "developer"]
 #: Why a key's active session changed (``delegate``: a subagent's child session).
 SwitchReason = Literal["new", "reset", "resume", "branch", "compress", "delegate"]
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+#: A count the views keep in a BIGINT column (PostgreSQL refuses anything wider).
+NonNegative = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+#: A count the views keep in an INTEGER column (``transcript_messages.token_count``).
+Count32 = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
 #: Bounded names (models, users, tools): the width of their view columns.
 Name = Annotated[str, msgspec.Meta(max_length=255)]
 Title = Annotated[str, msgspec.Meta(max_length=1024)]
@@ -109,7 +112,7 @@ class MessageAppended(Event, frozen=True, kw_only=True, tag="MessageAppended"):
     tool_name: Name | None = None
     tool_call_id: Name | None = None
     tool_calls: list[dict[str, Any]] | None = None
-    token_count: NonNegative | None = None
+    token_count: Count32 | None = None
     finish_reason: Short | None = None
     reasoning: str | None = None
     #: The provider's own reasoning text and structured reasoning blocks, kept verbatim.

@@ -29,6 +29,7 @@ from ledger._preconditions import (
 )
 from ledger._sessions import SessionWrites, convert
 from ledger.cache import AgentCache
+from ledger.codec import check_text
 from ledger.config import Settings
 from ledger.errors import (
     InvalidArgumentError,
@@ -69,6 +70,9 @@ def _opened(
 ) -> SessionOpened:
     """A validated ``SessionOpened`` from :meth:`Ledger.open_session`'s arguments."""
     check_reason(reason)
+    check_text("session_key", session_key)
+    check_text("session_id", session_id)
+    check_text("parent_session_id", fields.get("parent_session_id"))
     unknown = sorted(set(fields) - _OPEN_FIELDS)
     if unknown:
         raise InvalidArgumentError(unknown[0], fields[unknown[0]], "an open_session option")
@@ -275,6 +279,7 @@ class Ledger(SessionWrites):
     ) -> AppendResult:
         """Append to an open session; message ids the caller chose are checked for reuse
         (generated ones are fresh UUIDs and need no lookup)."""
+        check_text("session_id", session_id)
         part = StreamAppend(
             stream=session_stream(session_id),
             events=events,

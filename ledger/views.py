@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
+from ledger.codec import check_text
 from ledger.errors import InvalidArgumentError
 from ledger.schema import session_heads, session_keys, session_usage, transcript_messages
 from ledger.store.database import AUTOCOMMIT_READ
@@ -239,12 +240,14 @@ class SessionViews:
 
     def head(self, session_id: str) -> SessionHead | None:
         """The head of ``session_id``, ``None`` when no such session exists."""
+        check_text("session_id", session_id)
         with self._lookup.connect() as conn:
             row = conn.execute(self._head, {"session_id": session_id}).mappings().first()
         return None if row is None else _head(row)
 
     def head_sequence(self, session_id: str) -> int | None:
         """Only the head ``sequence`` (a tombstone's too), ``None`` if absent."""
+        check_text("session_id", session_id)
         with self._lookup.connect() as conn:
             value = conn.execute(self._sequence, {"sid": session_id}).scalar()
         return None if value is None else int(value)
@@ -253,12 +256,14 @@ class SessionViews:
         """The head ``sequence`` of a session that still holds its content (the agent cache's
         per-turn read): ``None`` when it is absent or purged (erased, or past retention), since
         an agent built from it would hold a conversation the ledger no longer has."""
+        check_text("session_id", session_id)
         with self._lookup.connect() as conn:
             value = conn.execute(self._live_sequence, {"sid": session_id}).scalar()
         return None if value is None else int(value)
 
     def usage(self, session_id: str) -> SessionUsage:
         """The session's usage totals (zeros when none is recorded)."""
+        check_text("session_id", session_id)
         u = session_usage
         with self._lookup.connect() as conn:
             row = conn.execute(sa.select(u).where(u.c.session_id == session_id)).mappings().first()
@@ -269,6 +274,7 @@ class SessionViews:
     def active_session(self, session_key: str) -> str | None:
         """The open session active under ``session_key``; ``None`` when the key is new or its
         session has been closed (:meth:`Ledger.ensure_session` then opens a successor)."""
+        check_text("session_key", session_key)
         with self._lookup.connect() as conn:
             value = conn.execute(self._active, {"key": session_key}).scalar()
         return None if value is None else str(value)
@@ -277,6 +283,7 @@ class SessionViews:
         self, session_id: str, *, include_retracted: bool = False
     ) -> list[TranscriptMessage]:
         """The session's messages in order; retracted ones only when asked for."""
+        check_text("session_id", session_id)
         t = transcript_messages
         query = sa.select(t).where(t.c.session_id == session_id).order_by(t.c.sequence)
         if not include_retracted:
@@ -294,6 +301,8 @@ class SessionViews:
         offset: int = 0,
     ) -> list[SessionHead]:
         """The session catalog, most recent gateway activity first, filtered and paged."""
+        for name, value in (("session_key", session_key), ("source", source), ("state", state)):
+            check_text(name, value)
         if not 0 < limit <= _MAX_PAGE:
             raise InvalidArgumentError("limit", limit, f"1..{_MAX_PAGE}")
         if offset < 0:

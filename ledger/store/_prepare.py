@@ -11,7 +11,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from ledger.codec import Codec
+from ledger.codec import Codec, check_text
 from ledger.errors import EventTooLargeError, InvalidArgumentError, InvalidEventError
 from ledger.records import StreamAppend
 from ledger.streams import session_id_of
@@ -34,6 +34,7 @@ def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
 def _check_arguments(part: StreamAppend) -> None:
     if not isinstance(part.stream, str) or not 0 < len(part.stream) <= MAX_STREAM:
         raise InvalidArgumentError("stream", part.stream, f"a name of 1..{MAX_STREAM} characters")
+    check_text("stream", part.stream)
     expected = part.expected_sequence
     if expected is not None and (
         isinstance(expected, bool) or not isinstance(expected, int) or expected < 0

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ledger.codec import Codec
+from ledger.codec import Codec, check_text
 from ledger.records import RecordedEvent
 from ledger.schema import streams as streams_table
 from ledger.store._archive import SegmentReader, StoredRow
@@ -67,6 +67,7 @@ class LogReader:
 
         Archived streams read from their segment, transparently.
         """
+        check_text("stream", stream)
         first = from_sequence
         while True:
             with self.engine.connect() as conn:

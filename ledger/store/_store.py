@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from ledger import plugins
-from ledger.codec import Codec
+from ledger.codec import Codec, check_text
 from ledger.config import Settings
 from ledger.errors import DatabaseError, InvalidArgumentError, WrongExpectedVersionError
 from ledger.events import Event
@@ -223,6 +223,8 @@ class EventStore(LogReader):
         """Lock the streams this transaction does not hold yet (one statement, name order)."""
         held: set[str] | None = conn.info.get(_LOCKED)
         wanted = [s for s in streams if held is None or s not in held]
+        for stream in wanted:
+            check_text("stream", stream)
         if wanted:
             self._path.lock_streams(conn, wanted)
             if held is not None:
