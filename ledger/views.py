@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from ledger.codec import check_text
 from ledger.errors import InvalidArgumentError
 from ledger.schema import session_heads, session_keys, session_usage, transcript_messages
+from ledger.store._errors import translated
 from ledger.store.database import AUTOCOMMIT_READ
 
 __all__ = ["SearchHit", "SessionHead", "SessionUsage", "SessionViews", "TranscriptMessage"]
@@ -238,6 +239,7 @@ class SessionViews:
             )
         )
 
+    @translated
     def head(self, session_id: str) -> SessionHead | None:
         """The head of ``session_id``, ``None`` when no such session exists."""
         check_text("session_id", session_id)
@@ -245,6 +247,7 @@ class SessionViews:
             row = conn.execute(self._head, {"session_id": session_id}).mappings().first()
         return None if row is None else _head(row)
 
+    @translated
     def head_sequence(self, session_id: str) -> int | None:
         """Only the head ``sequence`` (a tombstone's too), ``None`` if absent."""
         check_text("session_id", session_id)
@@ -252,6 +255,7 @@ class SessionViews:
             value = conn.execute(self._sequence, {"sid": session_id}).scalar()
         return None if value is None else int(value)
 
+    @translated
     def live_sequence(self, session_id: str) -> int | None:
         """The head ``sequence`` of a session that still holds its content (the agent cache's
         per-turn read): ``None`` when it is absent or purged (erased, or past retention), since
@@ -261,6 +265,7 @@ class SessionViews:
             value = conn.execute(self._live_sequence, {"sid": session_id}).scalar()
         return None if value is None else int(value)
 
+    @translated
     def usage(self, session_id: str) -> SessionUsage:
         """The session's usage totals (zeros when none is recorded)."""
         check_text("session_id", session_id)
@@ -271,6 +276,7 @@ class SessionViews:
             return SessionUsage(session_id=session_id)
         return SessionUsage(**{name: row[name] for name in _USAGE_FIELDS})
 
+    @translated
     def active_session(self, session_key: str) -> str | None:
         """The open session active under ``session_key``; ``None`` when the key is new or its
         session has been closed (:meth:`Ledger.ensure_session` then opens a successor)."""
@@ -279,6 +285,7 @@ class SessionViews:
             value = conn.execute(self._active, {"key": session_key}).scalar()
         return None if value is None else str(value)
 
+    @translated
     def transcript(
         self, session_id: str, *, include_retracted: bool = False
     ) -> list[TranscriptMessage]:
@@ -291,6 +298,7 @@ class SessionViews:
         with self.engine.connect() as conn:
             return [_message(row) for row in conn.execute(query).mappings()]
 
+    @translated
     def sessions(
         self,
         *,
@@ -321,6 +329,7 @@ class SessionViews:
             rows = conn.execute(query.limit(limit).offset(offset)).mappings()
             return [_head(row) for row in rows]
 
+    @translated
     def search(
         self, query: str, *, limit: int = 20, session_id: str | None = None
     ) -> list[SearchHit]:

@@ -10,9 +10,10 @@ every engine of the ledger carries.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping, Sequence
-from typing import Literal
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Concatenate, Literal, ParamSpec, Protocol, TypeVar
 
 import sqlalchemy as sa
 
@@ -31,7 +32,10 @@ __all__ = [
     "append_error",
     "constraint_name",
     "database_error",
+    "sqlalchemy_error",
     "translate_error",
+    "translated",
+    "translated_iter",
 ]
 
 Violation = Literal["stream_sequence", "event_id", "message_id"]
@@ -80,6 +84,65 @@ def database_error(exc: sa.exc.DBAPIError) -> DatabaseError:
     """
     constraint = constraint_name(exc) if isinstance(exc, sa.exc.IntegrityError) else None
     return DatabaseError(str(exc.orig).strip(), backend=_backend(exc), constraint=constraint)
+
+
+_BACKENDS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
+def sqlalchemy_error(exc: sa.exc.SQLAlchemyError, engine: sa.Engine | None = None) -> DatabaseError:
+    """Any SQLAlchemy exception as a :class:`DatabaseError`.
+
+    A driver error goes through :func:`database_error`. The others never reach the engine's
+    ``handle_error`` hook (``PendingRollbackError`` on a connection whose transaction died with
+    the server, ``ResourceClosedError`` on a result whose connection went away…): they name
+    the backend of ``engine`` and their own class.
+    """
+    if isinstance(exc, sa.exc.DBAPIError):
+        return database_error(exc)
+    backend = None if engine is None else _BACKENDS.get(engine.dialect.name)
+    detail = str(exc).split("\n", 1)[0].strip() or type(exc).__name__
+    return DatabaseError(f"{type(exc).__name__}: {detail}", backend=backend)
+
+
+class _HasEngine(Protocol):
+    engine: sa.Engine
+
+
+S = TypeVar("S", bound=_HasEngine)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def translated(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """A public read that lets no SQLAlchemy exception out: each becomes a DatabaseError.
+
+    The engine hook already turns driver errors; this catches what SQLAlchemy raises itself.
+    A ``try`` costs nothing on the path that does not raise.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except sa.exc.SQLAlchemyError as exc:
+            raise sqlalchemy_error(exc, self.engine) from exc
+
+    return wrapper
+
+
+def translated_iter(
+    method: Callable[Concatenate[S, P], Iterator[R]],
+) -> Callable[Concatenate[S, P], Iterator[R]]:
+    """:func:`translated` for a lazy read: the errors of every step of the iteration too."""
+
+    @functools.wraps(method)
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[R]:
+        try:
+            yield from method(self, *args, **kwargs)
+        except sa.exc.SQLAlchemyError as exc:
+            raise sqlalchemy_error(exc, self.engine) from exc
+
+    return wrapper
 
 
 def append_error(

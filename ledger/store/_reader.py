@@ -18,6 +18,7 @@ from ledger.codec import Codec, check_text
 from ledger.records import RecordedEvent
 from ledger.schema import streams as streams_table
 from ledger.store._archive import SegmentReader, StoredRow
+from ledger.store._errors import translated, translated_iter
 from ledger.store._log import log_end
 
 __all__ = ["READ_BATCH", "LogReader"]
@@ -47,6 +48,7 @@ class LogReader:
     def __init__(self, *, horizon: str | None = None) -> None:
         self._segments = SegmentReader(horizon=horizon)
 
+    @translated
     def head_sequence(self, stream: str) -> int:
         """The stream's head sequence, 0 when it has no events."""
         with self.engine.connect() as conn:
@@ -60,6 +62,7 @@ class LogReader:
         with self.engine.connect() as conn:
             return log_end(conn)
 
+    @translated_iter
     def read_stream(
         self, stream: str, from_sequence: int = 1, *, batch_size: int = READ_BATCH
     ) -> Iterator[RecordedEvent]:
@@ -87,6 +90,7 @@ class LogReader:
             first = batch[-1].sequence + 1
         return records
 
+    @translated_iter
     def read_all(
         self, after_position: int = 0, limit: int | None = None, *, batch_size: int = READ_BATCH
     ) -> Iterator[RecordedEvent]:
