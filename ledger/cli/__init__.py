@@ -162,6 +162,20 @@ def _is_one_line_error(exc: BaseException) -> bool:
     return isinstance(exc, click.ClickException | LedgerError)
 
 
+def _refuse_undecodable(args: list[str]) -> None:
+    """Refuse an argument that was not valid UTF-8 (Python hands its bytes over as lone
+    surrogates, which no database column can hold): a usage error, before any command runs."""
+    for arg in args:
+        try:
+            arg.encode()
+        except UnicodeEncodeError:
+            try:
+                shown = repr(arg.encode(errors="surrogateescape"))  # the bytes as given
+            except UnicodeEncodeError:
+                shown = arg.encode(errors="backslashreplace").decode()
+            raise click.UsageError(f"argument {shown} is not valid UTF-8") from None
+
+
 def _load(target: str) -> click.Command:
     module, _, attribute = target.partition(":")
     command = getattr(importlib.import_module(module), attribute)
@@ -230,6 +244,8 @@ class LedgerGroup(click.Group):
         **extra: Any,
     ) -> click.Context:
         try:
+            if parent is None:
+                _refuse_undecodable(args)
             return super().make_context(info_name, args, parent, **extra)
         except Exception as exc:  # a usage error in the root's own options
             if _is_one_line_error(exc):

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from ledger.cli._common import open_store
 from ledger.cli._demo import run_demo
-from ledger.cli._options import json_option, url_option
+from ledger.cli._options import MAX_POSITION, json_option, url_option
 from ledger.cli._output import console, echo, emit_json, print_table, text, write_tsv
 from ledger.cli._render import DEFAULT_MAX_CHARS, head_summary, message_text, sessions_table
 from ledger.facade import Ledger
@@ -38,8 +38,20 @@ PLAIN_FIELDS = (
 
 @click.command()
 @url_option
-@click.option("--turns", default=400, show_default=True, help="Gateway turns to simulate.")
-@click.option("--keys", default=12, show_default=True, help="Conversation slots (chats).")
+@click.option(
+    "--turns",
+    default=400,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Gateway turns to simulate.",
+)
+@click.option(
+    "--keys",
+    default=12,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Conversation slots (chats).",
+)
 @click.option("--seed", default=7, show_default=True, help="Random seed.")
 @click.option("--quick", is_flag=True, help="A short run (60 turns, 4 chats).")
 @json_option
@@ -127,7 +139,7 @@ def demo(url: str | None, turns: int, keys: int, seed: int, quick: bool, as_json
 @click.option("--source", default=None, help="Only sessions from this platform.")
 @click.option("--state", type=click.Choice(["open", "closed"]), default=None)
 @click.option("--limit", default=50, show_default=True)
-@click.option("--offset", default=0, show_default=True)
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0, MAX_POSITION))
 @click.option(
     "--plain",
     is_flag=True,
@@ -198,8 +210,19 @@ def show(
 
 @click.command()
 @url_option
-@click.option("--after", default=None, type=int, help="Start after this position (default: end).")
-@click.option("--interval", default=0.5, show_default=True, help="Seconds between polls.")
+@click.option(
+    "--after",
+    default=None,
+    type=click.IntRange(0, MAX_POSITION),
+    help="Start after this position (default: end).",
+)
+@click.option(
+    "--interval",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True, max=3600),
+    help="Seconds between polls (0 < seconds <= 3600).",
+)
 @click.option("--once", is_flag=True, help="Print what is there and exit.")
 @json_option
 def tail(url: str | None, after: int | None, interval: float, once: bool, as_json: bool) -> None:
@@ -228,8 +251,20 @@ def tail(url: str | None, after: int | None, interval: float, once: bool, as_jso
 
 @click.command()
 @url_option
-@click.option("--singles", default=500, show_default=True, help="Single-event appends.")
-@click.option("--batches", default=10, show_default=True, help="1,000-event appends.")
+@click.option(
+    "--singles",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1, 10_000_000),
+    help="Single-event appends.",
+)
+@click.option(
+    "--batches",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="1,000-event appends.",
+)
 @click.option(
     "--scratch-ok", is_flag=True, help="Let bench write into the SQLite --url (never a ledger)."
 )

@@ -145,7 +145,7 @@ def vacuum_command(url: str | None, as_json: bool, dry_run: bool) -> None:
 @url_option
 @json_option
 @click.option("--job", default=None)
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
 def history_command(url: str | None, as_json: bool, job: str | None, limit: int) -> None:
     """The most recent job runs (by hand or by the scheduler) and their outcome."""
     with open_store(url) as store:

@@ -14,9 +14,12 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["confirm", "json_option", "scope_options", "url_option"]
+__all__ = ["MAX_POSITION", "confirm", "json_option", "scope_options", "url_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: The largest log position or offset an option takes (a BIGINT on either backend).
+MAX_POSITION = 2**63 - 1
 
 
 def url_option(func: F) -> F:

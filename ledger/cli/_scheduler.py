@@ -47,7 +47,12 @@ def _config_option(func: F) -> F:
 @scheduler.command("run")
 @url_option
 @_config_option
-@click.option("--exit-after", type=float, default=None, help="Stop after this many seconds.")
+@click.option(
+    "--exit-after",
+    type=click.FloatRange(min=0, min_open=True, max=10**9),
+    default=None,
+    help="Stop after this many seconds.",
+)
 def scheduler_run(url: str | None, config: Path | None, exit_after: float | None) -> None:
     """Run the scheduler in the foreground until SIGINT/SIGTERM."""
     specs = load_schedule(config)

@@ -16,7 +16,7 @@ import msgspec
 
 from ledger.cli._common import open_store, progress_bar
 from ledger.cli._files import atomic_output, check_output
-from ledger.cli._options import json_option, scope_options, url_option
+from ledger.cli._options import MAX_POSITION, json_option, scope_options, url_option
 from ledger.cli._output import echo, emit_json
 from ledger.errors import InvalidArgumentError
 from ledger.facade import Ledger
@@ -33,7 +33,13 @@ __all__ = ["export", "import_hermes_command", "import_jsonl"]
 @click.command()
 @url_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--after", default=0, show_default=True, help="Only events after this position.")
+@click.option(
+    "--after",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, MAX_POSITION),
+    help="Only events after this position.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @scope_options
 def export(

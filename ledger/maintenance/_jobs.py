@@ -94,6 +94,11 @@ class ForgettingProjection(Protocol):
         """Remove ``session_id``'s contribution (``records`` are its events, in order)."""
 
 
+#: The longest duration :func:`parse_duration` takes: far older than any stored event, and
+#: far from where ``timedelta`` (or a cutoff ``now - duration``) overflows.
+MAX_DURATION = dt.timedelta(days=365 * 1000)
+
+
 def parse_duration(text: str | float | int) -> dt.timedelta:
     """``30d``, ``12h``, ``15m``, ``90s``, ``2w``; a bare number is seconds."""
     if isinstance(text, int | float) and not isinstance(text, bool):
@@ -103,8 +108,10 @@ def parse_duration(text: str | float | int) -> dt.timedelta:
         if match is None:
             raise InvalidArgumentError("duration", text, "a number with unit s, m, h, d or w")
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
+    if not seconds > 0:  # NaN too
         raise InvalidArgumentError("duration", text, "a duration > 0")
+    if seconds > MAX_DURATION.total_seconds():  # also what timedelta and ``now -`` overflow on
+        raise InvalidArgumentError("duration", text, f"at most {MAX_DURATION.days // 365} years")
     return dt.timedelta(seconds=seconds)
 
 

@@ -7,6 +7,8 @@ connection we pass in through ``config.attributes["connection"]`` (the Alembic c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 
@@ -15,8 +17,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
-from ledger.errors import SchemaNotCurrentError
+from ledger.errors import InvalidArgumentError, SchemaNotCurrentError
 from ledger.store._errors import database_error
 from ledger.store.database import WRITE, is_sqlite
 
@@ -80,13 +83,23 @@ def current_revision(engine: sa.Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+@contextmanager
+def _revision_named(revision: str) -> Iterator[None]:
+    """Alembic's refusal of ``revision`` (unknown, or out of reach) as InvalidArgumentError."""
+    try:
+        yield
+    except CommandError as exc:
+        known = ", ".join(["head", "base", *sorted(known_revisions())])
+        raise InvalidArgumentError("revision", revision, f"one of {known}") from exc
+
+
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     """Migrate the database up to ``revision`` in one transaction."""
     with engine.connect() as conn:
         # BEGIN IMMEDIATE on SQLite: two processes opening a new file migrate one after the other,
         # and the second finds the head already there.
         conn.execution_options(**{WRITE: True})
-        with conn.begin():
+        with conn.begin(), _revision_named(revision):
             command.upgrade(_config(conn), revision)
 
 
@@ -94,7 +107,7 @@ def downgrade(engine: sa.Engine, revision: str) -> None:
     """Migrate the database down to ``revision`` (``base`` empties it)."""
     with engine.connect() as conn:
         conn.execution_options(**{WRITE: True})
-        with conn.begin():
+        with conn.begin(), _revision_named(revision):
             command.downgrade(_config(conn), revision)
 
 
