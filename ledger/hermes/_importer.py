@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 import msgspec
 import sqlalchemy as sa
 
+from ledger.codec import check_text
 from ledger.errors import (
     DuplicateEventError,
     InvalidArgumentError,
@@ -94,7 +95,14 @@ __all__ = [
     "import_hermes",
 ]
 
-_RECOVERABLE = (InvalidEventError, WrongExpectedVersionError, DuplicateEventError)
+#: What fails one session (or group, retried one by one) instead of the whole import: an
+#: InvalidArgumentError is text no backend can store (a NUL in a key, say).
+_RECOVERABLE = (
+    InvalidArgumentError,
+    InvalidEventError,
+    WrongExpectedVersionError,
+    DuplicateEventError,
+)
 T = TypeVar("T")
 
 
@@ -190,7 +198,7 @@ class _Importer:
             "sessions": [c for c in self.source.sessions if c not in SESSION_FIELDS],
             "messages": [c for c in self.source.messages if c not in MESSAGE_FIELDS],
         }
-        index = self.source.index()
+        index = self._storable(self.source.index())
         counts = self.source.counts()
         end_reasons = {row["id"]: row.get("end_reason") for row in index}
         s.orphan_rows = sum(c[0] for sid, c in counts.items() if sid not in end_reasons)
@@ -214,6 +222,26 @@ class _Importer:
         s.keys = len(self.touched)
         s.seconds = round(time.perf_counter() - started, 3)
         return s
+
+    def _storable(self, index: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The index without the sessions no ledger can hold, each reported, never fatal.
+
+        A row with a NULL id is a bad row (no session to fail); an id holding NUL or a lone
+        surrogate (PostgreSQL cannot store either; both backends refuse it alike) fails its
+        session. A key like that fails its session when written (InvalidArgumentError).
+        """
+        kept: list[dict[str, Any]] = []
+        for number, row in enumerate(index):
+            if row["id"] is None:
+                self.summary.bad_rows[f"<NULL>/session-{number}"] = "sessions row with a NULL id"
+                continue
+            try:
+                check_text("session_id", str(row["id"]))
+            except InvalidArgumentError as exc:
+                self.summary.failed_sessions[str(row["id"])] = str(exc)
+                continue
+            kept.append(row)
+        return kept
 
     # -- planning ----------------------------------------------------------------------------
 
