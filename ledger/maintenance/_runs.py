@@ -26,7 +26,16 @@ from ledger.maintenance._jobs import JOBS, CompactionReport, Progress
 from ledger.schema import compaction_runs
 from ledger.store import EventStore
 
-__all__ = ["LEASE_SECONDS", "RunRecord", "describe", "history", "jobs", "run_job"]
+__all__ = [
+    "FIXED_OPTIONS",
+    "LEASE_SECONDS",
+    "RunRecord",
+    "describe",
+    "history",
+    "job_parameters",
+    "jobs",
+    "run_job",
+]
 
 log = logging.getLogger("ledger.maintenance")
 #: How long a run's claim holds without a heartbeat: the time a killed run blocks its slot.
@@ -208,6 +217,20 @@ class _Heartbeat:
         self._thread.join()
 
 
+#: Job parameters the runner sets itself: never options of a run.
+FIXED_OPTIONS = ("dry_run", "progress")
+
+
+def job_parameters(job: Callable[..., CompactionReport]) -> dict[str, inspect.Parameter]:
+    """The options ``job`` takes, by name: its keyword-only parameters but
+    :data:`FIXED_OPTIONS` (checked here before a run, by the scheduler when it loads)."""
+    return {
+        name: parameter
+        for name, parameter in inspect.signature(job).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in FIXED_OPTIONS
+    }
+
+
 def _check_options(
     name: str, job: Callable[..., CompactionReport], options: dict[str, Any]
 ) -> None:
@@ -215,13 +238,9 @@ def _check_options(
     try:
         inspect.signature(job).bind(None, dry_run=False, **options)
     except TypeError as exc:
-        taken = [
-            p.name
-            for p in inspect.signature(job).parameters.values()
-            if p.kind is p.KEYWORD_ONLY and p.name not in ("dry_run", "progress")
-        ]
+        taken = ", ".join(job_parameters(job))
         raise InvalidArgumentError(
-            f"{name} options", sorted(options), "options among: " + ", ".join(taken)
+            f"{name} options", sorted(options), "options among: " + taken
         ) from exc
 
 

@@ -60,6 +60,7 @@ from apscheduler.util import datetime_to_utc_timestamp
 
 from ledger.errors import ConfigurationError
 from ledger.maintenance import history, jobs, parse_duration, run_job
+from ledger.maintenance._runs import job_parameters
 from ledger.schema import apscheduler_jobs
 from ledger.store import EventStore, default_writer
 from ledger.store.database import RAW_ERRORS
@@ -92,8 +93,6 @@ DEFAULT_SCHEDULE: dict[str, dict[str, Any]] = {
     "vacuum": {"every": "24h"},
 }
 _AGE_OPTIONS = ("older_than",)
-#: Job parameters the scheduler sets itself: never configurable.
-_FIXED_OPTIONS = ("dry_run", "progress")
 #: The value of ``LEDGER_SCHEDULE_<JOB>`` that takes a job off the schedule.
 OFF = "off"
 #: Seconds a run may start late and still count as the run of its fire time.
@@ -138,11 +137,7 @@ def _convert(job: str, options: Mapping[str, Any], where: str) -> dict[str, Any]
     default must be given.
     """
     func = jobs()[job]
-    parameters = {
-        name: parameter
-        for name, parameter in inspect.signature(func).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in _FIXED_OPTIONS
-    }
+    parameters = job_parameters(func)
     try:
         hints = typing.get_type_hints(func)
     except (NameError, TypeError):  # an annotation a plugin only imports for type checking
