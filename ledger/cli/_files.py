@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ledger.config import Settings
-from ledger.errors import InvalidArgumentError
+from ledger.errors import ConfigurationError, InvalidArgumentError
 from ledger.store.database import normalize_url
 
 __all__ = ["atomic_output", "check_output"]
@@ -28,8 +28,13 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def _database_files(url: str | None) -> list[Path]:
-    """The files of the SQLite database ``url`` (or the configured default) names."""
-    parsed = normalize_url(Settings.from_env().resolve_url(url))
+    """The files of the SQLite database ``url`` (or the configured default) names; none when
+    no database is configured (``LEDGER_REQUIRE_URL=1`` and no URL: ``replay --from-jsonl``)."""
+    try:
+        resolved = Settings.from_env().resolve_url(url)
+    except ConfigurationError:
+        return []
+    parsed = normalize_url(resolved)
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return []

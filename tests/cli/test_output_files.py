@@ -111,3 +111,17 @@ def test_an_output_in_a_missing_folder_is_a_one_line_error(
     assert err.startswith("error: ")
     assert "does not exist" in err
     assert err.count("\n") == 1
+
+
+def test_replay_of_an_export_needs_no_database_url_for_its_page(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``replay --from-jsonl F --html P`` with ``LEDGER_REQUIRE_URL=1`` and no URL writes P."""
+    export = tmp_path / "export.jsonl"
+    assert invoke("export", "-o", str(export), "--url", f"sqlite:///{db}")[0] == 0
+    monkeypatch.setenv("LEDGER_REQUIRE_URL", "1")
+    monkeypatch.delenv("LEDGER_DATABASE_URL", raising=False)
+    page = tmp_path / "page.html"
+    code, _, err = invoke("replay", "--from-jsonl", str(export), "--html", str(page))
+    assert code == 0, err
+    assert page.stat().st_size > 0
