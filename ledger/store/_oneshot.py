@@ -36,6 +36,7 @@ from ledger.schema import events, transcript_messages
 from ledger.store._backend import HEAD_UPSERT, INSERT_COLUMNS
 from ledger.store._driver import driver_insert
 from ledger.store._errors import database_error
+from ledger.store._sqlite_lock import begin_immediate
 from ledger.streams import session_stream
 
 __all__ = ["OneShot"]
@@ -74,7 +75,8 @@ class OneShot:
     """Appends single messages through the backend's shortcut where that is equivalent.
 
     ``writer_lock`` is the store's in-process queue of SQLite writers (see
-    :meth:`EventStore.transaction`); the SQLite shortcut waits in it like any other write.
+    :meth:`EventStore.transaction`); the SQLite shortcut waits in it like any other write, then
+    for the database's write lock for up to ``busy_timeout_ms``.
     """
 
     def __init__(
@@ -82,8 +84,11 @@ class OneShot:
         engine: sa.Engine,
         view_names: set[str],
         writer_lock: contextlib.AbstractContextManager[Any] | None = None,
+        *,
+        busy_timeout_ms: int = 30_000,
     ) -> None:
         self.engine = engine
+        self._busy_timeout_ms = busy_timeout_ms
         self.enabled = view_names == KNOWN_VIEWS
         self._sqlite = engine.dialect.name == "sqlite"
         self._writer_lock = writer_lock or contextlib.nullcontext()
@@ -176,7 +181,7 @@ class OneShot:
         message: dict[str, Any],
     ) -> Outcome:
         session_id = event.session_id
-        db.execute("BEGIN IMMEDIATE")
+        begin_immediate(db, self._busy_timeout_ms)
         state = db.execute(_SQLITE_STATE, (session_id,)).fetchone()
         if state is None or state[0] != "open":
             return ("missing" if state is None else str(state[0])), None, None

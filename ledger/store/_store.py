@@ -124,7 +124,10 @@ class EventStore(LogReader):
         )
         #: The single-message shortcut of the gateway API (``_oneshot``).
         self.one_shot = OneShot(
-            engine, {p.name for p in self.inline_projections}, self._local_writer
+            engine,
+            {p.name for p in self.inline_projections},
+            self._local_writer,
+            busy_timeout_ms=self.settings.busy_timeout_ms,
         )
         self._path: WritePath = (
             SqliteWritePath(engine.dialect) if self._sqlite else PostgresWritePath()

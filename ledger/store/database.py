@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from ledger.config import Settings
 from ledger.errors import ConfigurationError, DatabaseError, InvalidArgumentError, LedgerError
 from ledger.store._errors import database_error
+from ledger.store._sqlite_lock import begin_immediate
 
 __all__ = [
     "APPLICATION_ID",
@@ -234,10 +235,13 @@ def _sqlite_engine(url: sa.URL, settings: Settings, **kwargs: Any) -> sa.Engine:
         options = conn.get_execution_options()
         if options.get(AUTOCOMMIT_READ, False):
             return
+        db = conn.connection.driver_connection
+        assert isinstance(db, sqlite3.Connection)
         try:
-            conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-                "BEGIN IMMEDIATE" if options.get(WRITE, False) else "BEGIN"
-            )
+            if options.get(WRITE, False):
+                begin_immediate(db, settings.busy_timeout_ms)
+            else:
+                db.execute("BEGIN")
         except sqlite3.Error as exc:  # outside SQLAlchemy's error handling: translate here
             raise DatabaseError(str(exc), backend="SQLite") from exc
 

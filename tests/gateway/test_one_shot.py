@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from ledger import DatabaseError, Ledger, SessionClosedError, SessionNotFoundError
+from ledger.store._sqlite_lock import POLL_MS
 from projections.rebuild import verify
 from projections.sessions import SessionsProjection
 from tests.helpers import count_events
@@ -56,7 +57,10 @@ def test_one_message_is_one_statement_on_postgresql(ledger: Ledger) -> None:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_one_message_is_one_driver_transaction_on_sqlite(ledger: Ledger) -> None:
-    """On SQLite: no SQLAlchemy statement, one BEGIN IMMEDIATE ... COMMIT of five statements."""
+    """On SQLite: no SQLAlchemy statement, one BEGIN IMMEDIATE ... COMMIT of five statements.
+
+    The BEGIN is polled for with a short busy timeout, set before it and put back after it.
+    """
     session_id = ledger.open_session(KEY)
     traced: list[str] = []
 
@@ -70,9 +74,14 @@ def test_one_message_is_one_driver_transaction_on_sqlite(ledger: Ledger) -> None
     finally:
         sa.event.remove(ledger.store.engine, "checkout", trace)
     assert statements == []
-    assert traced[0] == "BEGIN IMMEDIATE"
+    busy = ledger.store.settings.busy_timeout_ms
+    assert traced[:3] == [
+        f"PRAGMA busy_timeout = {POLL_MS}",
+        "BEGIN IMMEDIATE",
+        f"PRAGMA busy_timeout = {busy}",
+    ]
     assert traced[-1] == "COMMIT"
-    assert len(traced) == 7
+    assert len(traced) == 9
     head = ledger.head(session_id)
     assert head is not None
     assert (head.sequence, head.message_count, head.position) == (2, 1, result.position)
