@@ -79,6 +79,10 @@ _HOLD_S = 0.02
 #: for the lock on its busy handler's schedule (sleeps of 1 to 100 ms), finds it free.
 _GAP_S = 0.005
 _MIN_CHUNK = 20
+#: The most events (by position) a rebuild leaves for its swap transaction to fold, and how
+#: many catch-up passes it makes at most to get there.
+_SWAP_LAG = 200
+_MAX_PASSES = 10
 #: PostgreSQL: how long to wait for appends that queued on the swap before dropping the retired
 #: tables (a PL/pgSQL call compiled before the swap may still name their row types).
 _RETIRE_GRACE_S = 5.0
@@ -254,6 +258,7 @@ class _OnlineRebuild:
         self.folded = 0
         self.pacer = _Pacer(batch_size)
         self.unsynced = 0  # events folded since the last WAL checkpoint
+        self.swapped = 0  # events the swap transaction folded
         self.purged: set[str] = set()
         #: PostgreSQL: backends that queued on the swap's locks (see ``_retire``).
         self.waiting: list[int] = []
@@ -290,13 +295,30 @@ class _OnlineRebuild:
             self.purged = _tombstones(conn)
 
     def _catch_up(self) -> None:
-        """Fold the log up to where it ended when this began, one short transaction per batch.
+        """Fold the log in passes until what is left for the swap is a few batches at most.
 
-        Bounded by the end seen at the start, so writers faster than the fold cannot keep it
-        from ever reaching the swap, which folds what they appended meanwhile.
+        Each pass folds up to the end seen as it began, one short transaction per batch; the
+        next pass folds what writers appended meanwhile. Whatever the last pass leaves is folded
+        inside the swap, where every append waits for it: a rebuild of 1M events runs for a
+        minute or more, and a gateway appends thousands of events in that time. The passes stop
+        when the rest is small, or when a second pass fails to shorten it (writers as fast as
+        the fold), so the swap is always reached.
         """
-        with self.store.engine.connect() as conn:
-            target = log_end(conn)
+        lag: int | None = None
+        stalled = 0
+        for _ in range(_MAX_PASSES):
+            with self.store.engine.connect() as conn:
+                target = log_end(conn)
+            behind = target - self.after
+            if lag is not None:
+                stalled += behind >= lag
+                if behind <= _SWAP_LAG or stalled == 2:
+                    return
+            lag = behind
+            self._pass(target)
+
+    def _pass(self, target: int) -> None:
+        """Fold the log up to ``target``, one short transaction per batch."""
         while self.after < target:
             # One read per write transaction: reading and decoding hold no lock, so a writer
             # polling for SQLite's lock (another process sleeps in its busy handler) finds it
@@ -398,6 +420,7 @@ class _OnlineRebuild:
             else:
                 self._rename_sqlite(conn)
         self.folded += remainder
+        self.swapped = remainder
         self.waiting = waiting
         return remainder
 

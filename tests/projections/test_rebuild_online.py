@@ -23,7 +23,7 @@ from ledger.schema import session_heads
 from ledger.store import migration
 from ledger.views import SessionViews
 from projections.keys import KeysProjection
-from projections.rebuild import rebuild, verify
+from projections.rebuild import _SWAP_LAG, _OnlineRebuild, rebuild, verify
 from projections.sessions import SessionsProjection
 from projections.snapshot import snapshot
 from tests import controls
@@ -238,4 +238,38 @@ def test_a_rebuild_keeps_writing_heads_through_the_general_path(ledger: Ledger) 
             sa.select(session_heads.c.message_count).where(session_heads.c.session_id == sid)
         ).scalar_one()
     assert count == 6
+    assert verify(ledger.store, SessionsProjection()) == []
+
+
+def test_the_swap_folds_only_a_short_tail_of_what_was_appended_during_the_rebuild(
+    ledger: Ledger,
+) -> None:
+    """Events appended while the shadow was built are folded by further passes, not all inside
+    the swap transaction (where every append waits): the swap gets at most ``_SWAP_LAG``."""
+    ids = _seed(ledger, sessions=2, messages=10)
+    bursts: list[int] = []
+
+    def append_burst(_: int) -> None:
+        if len(bursts) < 2:  # two bursts during the first pass, far more than the swap may take
+            batch = [{"role": "user", "content": f"burst {len(bursts)} #{n}"} for n in range(300)]
+            ledger.append_messages(ids[0], batch)
+            bursts.append(len(batch))
+
+    online = _OnlineRebuild(ledger.store, SessionsProjection(), append_burst, batch_size=5)
+    online.run(from_snapshot=False)
+    assert bursts == [300, 300]
+    assert online.swapped <= _SWAP_LAG
+    assert _transcript_ids(ledger.store.engine) == _message_ids(ledger.store)
+    assert verify(ledger.store, SessionsProjection()) == []
+
+
+def test_a_rebuild_reaches_its_swap_when_appends_keep_pace_with_it(ledger: Ledger) -> None:
+    """A writer as fast as the fold cannot hold the rebuild in catch-up passes for ever."""
+    (sid,) = _seed(ledger, sessions=1, messages=10)
+
+    def keep_pace(size: int) -> None:
+        ledger.append_messages(sid, [{"role": "user", "content": "x"}] * size)
+
+    rebuild(ledger.store, SessionsProjection(), keep_pace, batch_size=5)
+    assert _transcript_ids(ledger.store.engine) == _message_ids(ledger.store)
     assert verify(ledger.store, SessionsProjection()) == []
