@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,16 +27,36 @@ __all__ = ["READ_BATCH", "LogReader"]
 READ_BATCH = 1000
 
 
+_new = object.__new__
+_set = object.__setattr__
+_UUID = uuid.UUID
+_UNKNOWN = uuid.SafeUUID.unknown  # an Enum member: looking it up per call cost 0.6 µs
+
+
 def _uuid_from_hex(text: str) -> uuid.UUID:
-    """``uuid.UUID(text)`` for the 32 hex digits SQLite stores, at a third of the cost.
+    """``uuid.UUID(text)`` for the 32 hex digits SQLite stores, at a sixth of the cost.
 
     ``UUID.__init__`` parses every accepted spelling in Python; reading a log calls this once
     per event. ``int`` and ``is_safe`` are the slots ``UUID`` itself sets.
     """
-    value = object.__new__(uuid.UUID)
-    object.__setattr__(value, "int", int(text, 16))
-    object.__setattr__(value, "is_safe", uuid.SafeUUID.unknown)
+    value = _new(_UUID)
+    _set(value, "int", int(text, 16))
+    _set(value, "is_safe", _UNKNOWN)
     return value
+
+
+def _utc(at: str | dt.datetime) -> dt.datetime:
+    """A stored ``recorded_at`` as an aware UTC datetime.
+
+    SQLite holds naive UTC text in SQLAlchemy's format (``2026-12-02 10:11:12.123456``):
+    parsing it with the offset appended costs a seventh of ``fromisoformat(at)`` followed by
+    ``replace(tzinfo=UTC)``. Any other spelling takes the general route.
+    """
+    if isinstance(at, str):
+        if len(at) == 26 and at[19] == ".":
+            return dt.datetime.fromisoformat(at + "+00:00")
+        at = dt.datetime.fromisoformat(at)
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
 
 
 class LogReader:
@@ -123,7 +143,39 @@ class LogReader:
         for work that holds off appends or compares views with the log in one snapshot.
         """
         rows = self._segments.read_all(conn, after_position, limit, final_only=final_only)
-        return [self._record(row) for row in rows]
+        return self._records(rows)
+
+    def _records(self, rows: Sequence[sa.Row[Any] | StoredRow]) -> list[RecordedEvent]:
+        """Records of a batch of rows: times parsed once per distinct value (the events of
+        one append share theirs), names looked up once per batch. Most of what a read costs."""
+        decode = self.codec.decode
+        times: dict[Any, dt.datetime] = {}
+        records: list[RecordedEvent] = []
+        add = records.append
+        for row in rows:
+            if isinstance(row, StoredRow):
+                add(self._record(row))
+                continue
+            # Live rows from SegmentReader: (kind, position, stream, sequence, type, data,
+            # event_id, writer, recorded_at, schema_version, checksum), raw driver values.
+            _, position, stream, sequence, type_name, data, event_id, writer, at, version, _ = row
+            recorded_at = times.get(at)
+            if recorded_at is None:
+                recorded_at = times[at] = _utc(at)
+            add(
+                RecordedEvent(
+                    stream=stream,
+                    sequence=sequence,
+                    position=position,
+                    type=type_name,
+                    event=decode(type_name, data, version, position),
+                    event_id=event_id if type(event_id) is _UUID else _uuid_from_hex(event_id),
+                    writer=writer,
+                    recorded_at=recorded_at,
+                    schema_version=version,
+                )
+            )
+        return records
 
     def _record(self, row: sa.Row[Any] | StoredRow) -> RecordedEvent:
         if isinstance(row, StoredRow):
@@ -141,10 +193,6 @@ class LogReader:
         # Live rows from SegmentReader: (kind, position, stream, sequence, type, data, event_id,
         # writer, recorded_at, schema_version, checksum), with raw driver values.
         _, position, stream, sequence, type_name, data, event_id, writer, at, version, _ = row
-        if isinstance(at, str):
-            at = dt.datetime.fromisoformat(at).replace(tzinfo=dt.UTC)
-        else:
-            at = at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
         return RecordedEvent(
             stream=stream,
             sequence=sequence,
@@ -153,6 +201,6 @@ class LogReader:
             event=self.codec.decode(type_name, data, version, position),
             event_id=event_id if isinstance(event_id, uuid.UUID) else _uuid_from_hex(event_id),
             writer=writer,
-            recorded_at=at,
+            recorded_at=_utc(at),
             schema_version=version,
         )
