@@ -6,13 +6,14 @@ Private modules, one concern each: ``_store`` (the append transaction), ``_prepa
 path), ``_errors`` (driver errors to the ledger's, keyed by constraint name), ``_reader`` (reads
 of streams and the whole log), ``_archive`` (compressed segments, read transparently) and
 ``_log`` (the queries other layers need on the log tables), ``_driver`` (rows bound for the
-SQLite driver directly) and ``_oneshot`` (the single-message shortcut). ``database`` opens
+driver directly: SQLite's executemany, PostgreSQL's COPY), ``_sqlite_lock`` (polling for
+SQLite's write lock) and ``_oneshot`` (the single-message shortcut). ``database`` opens
 engines and ``migration`` runs Alembic. Nothing here imports the cache, the gateway API,
 maintenance, replay, the CLI or ``projections``.
 """
 
 from ledger.store._archive import SegmentInfo, StoredRow, archive_stream, restore_stream
-from ledger.store._driver import DriverInsert, driver_insert
+from ledger.store._driver import DriverInsert, driver_copy, driver_insert
 from ledger.store._errors import translate_error
 from ledger.store._log import (
     HeadDrift,
@@ -44,6 +45,7 @@ __all__ = [
     "StoredRow",
     "archive_stream",
     "default_writer",
+    "driver_copy",
     "driver_insert",
     "drop_old_key_switches",
     "ensure_schema",

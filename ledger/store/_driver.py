@@ -3,7 +3,9 @@
 SQLAlchemy's executemany builds its parameters row by row, which costs more than SQLite's
 insert itself on a 1,000-message append; the single-message shortcut skips SQLAlchemy's
 statement machinery altogether. Both bind their values here, with the same type processors
-SQLAlchemy would use, so the stored bytes are the same as a Core insert's.
+SQLAlchemy would use, so the stored bytes are the same as a Core insert's. On PostgreSQL,
+:func:`driver_copy` sends bound rows with ``COPY`` (psycopg's executemany sends one INSERT a
+row).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["DriverInsert", "driver_insert"]
+from ledger.store._errors import database_error
+
+__all__ = ["DriverInsert", "driver_copy", "driver_insert"]
 
 
 class DriverInsert:
@@ -51,3 +55,26 @@ class DriverInsert:
 def driver_insert(table: sa.Table, dialect: sa.Dialect, names: tuple[str, ...]) -> DriverInsert:
     """The :class:`DriverInsert` of ``names`` into ``table``, built once."""
     return DriverInsert(table, dialect, names)
+
+
+def driver_copy(
+    conn: sa.Connection, table: sa.Table, names: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """PostgreSQL: ``COPY table (names) FROM STDIN`` with ``rows`` (values bound as for
+    :class:`DriverInsert`), inside ``conn``'s transaction.
+
+    A driver error leaves as the ledger's ``DatabaseError``, as from any other statement.
+    """
+    preparer = conn.dialect.identifier_preparer
+    columns = ", ".join(preparer.quote(n) for n in names)
+    sql = f"COPY {preparer.format_table(table)} ({columns}) FROM STDIN"
+    driver: Any = conn.connection.driver_connection
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        with driver.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except dbapi.Error as exc:  # a raw driver call: outside SQLAlchemy's handle_error hook
+        wrapped = sa.exc.DBAPIError.instance(sql, None, exc, dbapi.Error)
+        assert isinstance(wrapped, sa.exc.DBAPIError)
+        raise database_error(wrapped) from exc
