@@ -24,6 +24,7 @@ built in ``__init__`` from the attributes, so the text always names the object a
     ├── BuildTimeoutError(LedgerError, TimeoutError)      session_key, timeout
     ├── DatabaseError(LedgerError, OSError)               backend, constraint, driver text
     └── ProjectionError(LedgerError)                      projection, position
+        └── RebuildRunningError(ProjectionError)          projection (another rebuild holds it)
 
 Driver errors are translated in exactly one place, :func:`ledger.store.translate_error`.
 """
@@ -50,6 +51,7 @@ __all__ = [
     "InvalidEventError",
     "LedgerError",
     "ProjectionError",
+    "RebuildRunningError",
     "SchemaNotCurrentError",
     "SessionClosedError",
     "SessionNotFoundError",
@@ -280,3 +282,15 @@ class ProjectionError(LedgerError):
         self.detail = detail
         where = f" at position {position}" if position is not None else ""
         super().__init__(f"Projection {projection!r} failed{where}: {detail}")
+
+
+class RebuildRunningError(ProjectionError):
+    """Another rebuild runs on this database; this one stopped before changing anything.
+
+    Two rebuilds at once would drop each other's shadow tables midway.
+    """
+
+    def __init__(self, projection: str) -> None:
+        super().__init__(
+            projection, None, "another rebuild is running on this database; try again later"
+        )

@@ -31,7 +31,10 @@ Asynchronous projections are compared up to their checkpoint, since they lag by 
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -41,7 +44,7 @@ from typing import Any, NamedTuple
 import msgspec
 import sqlalchemy as sa
 
-from ledger.errors import DatabaseError
+from ledger.errors import DatabaseError, RebuildRunningError
 from ledger.schema import events, session_tombstones
 from ledger.store import EventStore, head_drift, log_end
 from ledger.store.database import AUTOCOMMIT_READ, WRITE
@@ -154,13 +157,58 @@ def rebuild(
     the later events: fast, but it keeps whatever the snapshot holds, so repairing a damaged
     view is a rebuild from the log (the default).
     """
-    if projection.inline:
-        return _OnlineRebuild(store, projection, progress, batch_size).run(from_snapshot)
-    with store.transaction() as conn:
-        lock_checkpoint(conn, projection.name)
-        projection.reset(conn)
-        save_checkpoint(conn, projection.name, 0)
-    return ProjectionRunner(store, [projection], batch_size=batch_size).catch_up(progress)
+    with _rebuild_lock(store, projection.name):
+        if projection.inline:
+            return _OnlineRebuild(store, projection, progress, batch_size).run(from_snapshot)
+        with store.transaction() as conn:
+            lock_checkpoint(conn, projection.name)
+            projection.reset(conn)
+            save_checkpoint(conn, projection.name, 0)
+        return ProjectionRunner(store, [projection], batch_size=batch_size).catch_up(progress)
+
+
+#: PostgreSQL: the advisory lock one rebuild at a time holds (per schema, as stream locks are).
+_REBUILD_KEY = "hashtextextended(current_schema() || '.ledger-rebuild', 0)"
+#: Rebuilds in this process of databases without a file (SQLite in memory).
+_LOCAL_REBUILDS = threading.Lock()
+
+
+@contextmanager
+def _rebuild_lock(store: EventStore, name: str) -> Iterator[None]:
+    """One rebuild at a time on a database, or :class:`RebuildRunningError` at once.
+
+    Two at once would drop each other's shadow tables midway. The lock ends with the process
+    that holds it, however it ends: a session-level advisory lock on PostgreSQL (held on its
+    own connection), an ``flock`` of the sidecar ``<file>.rebuild-lock`` on SQLite.
+    """
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            if not conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({_REBUILD_KEY})").scalar():
+                raise RebuildRunningError(name)
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_REBUILD_KEY})")
+        return
+    path = store.engine.url.database
+    if not path or path == ":memory:":
+        if not _LOCAL_REBUILDS.acquire(blocking=False):
+            raise RebuildRunningError(name)
+        try:
+            yield
+        finally:
+            _LOCAL_REBUILDS.release()
+        return
+    lock = os.open(f"{path}.rebuild-lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RebuildRunningError(name) from None
+        yield
+    finally:
+        os.close(lock)  # also releases the flock
 
 
 # -- the online rebuild of an inline projection ------------------------------------------------

@@ -20,7 +20,7 @@ from ledger.views import SessionViews
 from projections.base import Projection
 from projections.checkpoint import read_checkpoints
 from projections.keys import KeysProjection
-from projections.rebuild import Mismatch, rebuild, verify
+from projections.rebuild import Mismatch, _rebuild_lock, rebuild, verify
 from projections.runner import ProjectionRunner
 from projections.search import SearchProjection
 from projections.sessions import SessionsProjection
@@ -218,6 +218,23 @@ def test_cli_rebuild_then_verify_exits_0(seeded: EventStore, migrated_url: str) 
         "all projections match the log"
         in _invoke("projections", "verify", "--url", migrated_url).output
     )
+
+
+def test_cli_rebuild_while_another_runs_is_one_error_line_and_exit_1(
+    seeded: EventStore, migrated_url: str
+) -> None:
+    """A second ``projections rebuild`` on the same database stops before touching anything."""
+    _execute(seeded, "UPDATE session_heads SET message_count = 99")
+    with _rebuild_lock(seeded, "sessions"):
+        result = CliRunner().invoke(
+            cli, ["projections", "rebuild", "sessions", "--url", migrated_url]
+        )
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "error: Projection 'sessions' failed: another rebuild is running on this database; "
+        "try again later"
+    ]
+    assert verify(seeded, SessionsProjection()) != []  # the damage is still there: untouched
 
 
 def test_cli_rebuild_of_one_projection_leaves_the_others_alone(

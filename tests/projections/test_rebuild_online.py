@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ledger import EventStore, Ledger
+from ledger import EventStore, Ledger, RebuildRunningError
 from ledger.maintenance import retention
 from ledger.schema import session_heads
 from ledger.store import migration
@@ -289,3 +289,36 @@ def test_a_rebuild_on_postgresql_analyzes_the_log_first(ledger: Ledger) -> None:
     rebuild(ledger.store, SessionsProjection())
     with ledger.store.engine.connect() as conn:
         assert conn.execute(query).scalar_one() == 1
+
+
+def test_a_second_rebuild_while_one_runs_is_refused_and_changes_nothing(ledger: Ledger) -> None:
+    """Two rebuilds at once would drop each other's shadow tables: the second stops at once."""
+    _seed(ledger)
+    refused: list[RebuildRunningError] = []
+
+    def second(_: int) -> None:
+        if not refused:
+            with pytest.raises(RebuildRunningError) as caught:
+                rebuild(ledger.store, SessionsProjection())
+            refused.append(caught.value)
+
+    rebuild(ledger.store, SessionsProjection(), second, batch_size=3)
+    assert refused
+    assert refused[0].projection == "sessions"
+    assert "another rebuild is running" in str(refused[0])
+    assert verify(ledger.store, SessionsProjection()) == []
+
+
+def test_a_rebuild_of_another_projection_waits_for_no_one_after_the_first_ends(
+    ledger: Ledger,
+) -> None:
+    """The lock ends with the rebuild, also when it was interrupted."""
+    _seed(ledger)
+
+    def interrupt(_: int) -> None:
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        rebuild(ledger.store, SessionsProjection(), interrupt, batch_size=3)
+    assert rebuild(ledger.store, KeysProjection()) > 0
+    assert rebuild(ledger.store, SessionsProjection()) > 0
