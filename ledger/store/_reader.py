@@ -95,8 +95,7 @@ class LogReader:
         while True:
             with self.engine.connect() as conn:
                 rows = self._segments.read_stream(conn, stream, first, batch_size)
-            for row in rows:
-                yield self._record(row)
+            yield from self._records(rows)
             if len(rows) < batch_size:
                 return
             first = rows[-1].sequence + 1
@@ -106,7 +105,7 @@ class LogReader:
         records: list[RecordedEvent] = []
         first = 1
         while batch := self._segments.read_stream(conn, stream, first, READ_BATCH):
-            records.extend(self._record(row) for row in batch)
+            records.extend(self._records(batch))
             first = batch[-1].sequence + 1
         return records
 
@@ -154,7 +153,7 @@ class LogReader:
         add = records.append
         for row in rows:
             if isinstance(row, StoredRow):
-                add(self._record(row))
+                add(self._stored(row))
                 continue
             # Live rows from SegmentReader: (kind, position, stream, sequence, type, data,
             # event_id, writer, recorded_at, schema_version, checksum), raw driver values.
@@ -177,30 +176,16 @@ class LogReader:
             )
         return records
 
-    def _record(self, row: sa.Row[Any] | StoredRow) -> RecordedEvent:
-        if isinstance(row, StoredRow):
-            return RecordedEvent(
-                stream=row.stream,
-                sequence=row.sequence,
-                position=row.position,
-                type=row.type,
-                event=self.codec.decode(row.type, row.data, row.schema_version, row.position),
-                event_id=uuid.UUID(bytes=row.event_id),
-                writer=row.writer,
-                recorded_at=row.recorded_at,
-                schema_version=row.schema_version,
-            )
-        # Live rows from SegmentReader: (kind, position, stream, sequence, type, data, event_id,
-        # writer, recorded_at, schema_version, checksum), with raw driver values.
-        _, position, stream, sequence, type_name, data, event_id, writer, at, version, _ = row
+    def _stored(self, row: StoredRow) -> RecordedEvent:
+        """The record of an event read from an archive segment."""
         return RecordedEvent(
-            stream=stream,
-            sequence=sequence,
-            position=position,
-            type=type_name,
-            event=self.codec.decode(type_name, data, version, position),
-            event_id=event_id if isinstance(event_id, uuid.UUID) else _uuid_from_hex(event_id),
-            writer=writer,
-            recorded_at=_utc(at),
-            schema_version=version,
+            stream=row.stream,
+            sequence=row.sequence,
+            position=row.position,
+            type=row.type,
+            event=self.codec.decode(row.type, row.data, row.schema_version, row.position),
+            event_id=uuid.UUID(bytes=row.event_id),
+            writer=row.writer,
+            recorded_at=row.recorded_at,
+            schema_version=row.schema_version,
         )
