@@ -10,6 +10,7 @@ tables so ``verify`` can fold the log into temporary copies and compare them wit
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -136,10 +137,16 @@ def _bind_all(
     UTC, to text) cost more than inserting the row, so equal values reuse the first binding.
     """
     processors = _processors(table, dialect, names)
+    only = names[0]
+    pick: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
+        operator.itemgetter(*names) if len(names) > 1 else (lambda row: (row[only],))
+    )
+    if not processors:
+        return [pick(row) for row in rows]
     memo: list[dict[Any, Any]] = [{} for _ in processors]
     bound_rows: list[tuple[Any, ...]] = []
     for row in rows:
-        values = [row[n] for n in names]
+        values = list(pick(row))
         for (index, bind), seen in zip(processors, memo, strict=True):
             value = values[index]
             try:
