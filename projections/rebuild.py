@@ -31,9 +31,7 @@ Asynchronous projections are compared up to their checkpoint, since they lag by 
 
 from __future__ import annotations
 
-import fcntl
 import gc
-import os
 import re
 import threading
 import time
@@ -47,7 +45,7 @@ import sqlalchemy as sa
 
 from ledger.errors import DatabaseError, RebuildRunningError
 from ledger.schema import events, session_tombstones
-from ledger.store import EventStore, head_drift, log_end
+from ledger.store import EventStore, head_drift, log_end, sidecar_lock, sqlite_file
 from ledger.store.database import AUTOCOMMIT_READ, WRITE
 from projections.base import Projection
 from projections.checkpoint import lock_checkpoint, read_checkpoints, save_checkpoint
@@ -168,10 +166,13 @@ def rebuild(
         return ProjectionRunner(store, [projection], batch_size=batch_size).catch_up(progress)
 
 
-#: PostgreSQL: the advisory lock one rebuild at a time holds (per schema, as stream locks are).
-_REBUILD_KEY = "hashtextextended(current_schema() || '.ledger-rebuild', 0)"
-#: Rebuilds in this process of databases without a file (SQLite in memory).
-_LOCAL_REBUILDS = threading.Lock()
+#: PostgreSQL: the advisory lock one rebuild at a time holds, per schema. It is a two-key lock,
+#: whose key space is apart from that of the one-key stream locks, so no stream name can share
+#: it; the second key spells "lreb".
+_REBUILD_KEY = "hashtext(current_schema()), 1819436386"
+#: Engines of databases without a file (SQLite in memory) rebuilding in this process, by id.
+_LOCAL_REBUILDS: set[int] = set()
+_LOCAL_GUARD = threading.Lock()
 
 
 @contextmanager
@@ -180,36 +181,58 @@ def _rebuild_lock(store: EventStore, name: str) -> Iterator[None]:
 
     Two at once would drop each other's shadow tables midway. The lock ends with the process
     that holds it, however it ends: a session-level advisory lock on PostgreSQL (held on its
-    own connection), an ``flock`` of the sidecar ``<file>.rebuild-lock`` on SQLite.
+    own connection), an ``flock`` of the sidecar ``<file>.rebuild-lock`` on SQLite (beside the
+    file a ``file:`` URI names, too).
     """
     if store.engine.dialect.name == "postgresql":
-        with store.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            if not conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({_REBUILD_KEY})").scalar():
-                raise RebuildRunningError(name)
-            try:
-                yield
-            finally:
-                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_REBUILD_KEY})")
+        with _advisory_lock(store, name):
+            yield
         return
-    path = store.engine.url.database
-    if not path or path == ":memory:":
-        if not _LOCAL_REBUILDS.acquire(blocking=False):
+    path = sqlite_file(store.engine.url)
+    if path is None:
+        with _local_lock(store, name):
+            yield
+        return
+    with sidecar_lock(path, ".rebuild-lock", wait=False) as held:
+        if not held:
             raise RebuildRunningError(name)
+        yield
+
+
+@contextmanager
+def _advisory_lock(store: EventStore, name: str) -> Iterator[None]:
+    with store.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        if not conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({_REBUILD_KEY})").scalar():
+            raise RebuildRunningError(name)
+        failed = False
         try:
             yield
+        except BaseException:
+            failed = True
+            raise
         finally:
-            _LOCAL_REBUILDS.release()
-        return
-    lock = os.open(f"{path}.rebuild-lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_REBUILD_KEY})")
+            except DatabaseError:
+                # The connection died, and the lock with its session: report the rebuild's
+                # own error if it has one.
+                if not failed:
+                    raise
+
+
+@contextmanager
+def _local_lock(store: EventStore, name: str) -> Iterator[None]:
+    key = id(store.engine)  # not reused while the engine lives, and the rebuild holds it
+    with _LOCAL_GUARD:
+        if key in _LOCAL_REBUILDS:
+            raise RebuildRunningError(name)
+        _LOCAL_REBUILDS.add(key)
     try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RebuildRunningError(name) from None
         yield
     finally:
-        os.close(lock)  # also releases the flock
+        with _LOCAL_GUARD:
+            _LOCAL_REBUILDS.discard(key)
 
 
 # -- the online rebuild of an inline projection ------------------------------------------------
@@ -340,7 +363,8 @@ class _OnlineRebuild:
         if self.postgres:
             with self.store.engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
-                conn.exec_driver_sql(f"ANALYZE {_quote(conn, events.name)}")
+                # SKIP_LOCKED: never queue behind a VACUUM or an index build for the log.
+                conn.exec_driver_sql(f"ANALYZE (SKIP_LOCKED) {_quote(conn, events.name)}")
         with self.store.transaction() as conn:
             for table in self.live.values():
                 for suffix in (SHADOW_SUFFIX, RETIRED_SUFFIX):

@@ -23,7 +23,7 @@ from ledger.store.database import normalize_url
 
 __all__ = ["atomic_output", "check_output"]
 
-_SIDECARS = ("", "-wal", "-shm", "-journal", ".init-lock")
+_SIDECARS = ("", "-wal", "-shm", "-journal", ".init-lock", ".rebuild-lock")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 

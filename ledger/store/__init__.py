@@ -7,9 +7,10 @@ path), ``_errors`` (driver errors to the ledger's, keyed by constraint name), ``
 of streams and the whole log), ``_archive`` (compressed segments, read transparently) and
 ``_log`` (the queries other layers need on the log tables), ``_driver`` (rows bound for the
 driver directly: SQLite's executemany, PostgreSQL's COPY), ``_sqlite_lock`` (polling for
-SQLite's write lock) and ``_oneshot`` (the single-message shortcut). ``database`` opens
-engines and ``migration`` runs Alembic. Nothing here imports the cache, the gateway API,
-maintenance, replay, the CLI or ``projections``.
+SQLite's write lock), ``_sidecar`` (``flock`` files beside a SQLite database) and
+``_oneshot`` (the single-message shortcut). ``database`` opens engines and ``migration`` runs
+Alembic. Nothing here imports the cache, the gateway API, maintenance, replay, the CLI or
+``projections``.
 """
 
 from ledger.store._archive import SegmentInfo, StoredRow, archive_stream, restore_stream
@@ -30,6 +31,7 @@ from ledger.store._log import (
 )
 from ledger.store._oneshot import OneShot
 from ledger.store._reader import READ_BATCH, LogReader
+from ledger.store._sidecar import sidecar_lock, sqlite_file
 from ledger.store._store import EventStore, InlineProjection, default_writer
 from ledger.store.migration import ensure_schema
 
@@ -59,5 +61,7 @@ __all__ = [
     "restore_stream",
     "segment_size",
     "session_stream_is_live",
+    "sidecar_lock",
+    "sqlite_file",
     "translate_error",
 ]

@@ -15,7 +15,6 @@ driver exception leaves the ledger, whichever layer ran the statement.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 from pathlib import Path
@@ -28,6 +27,7 @@ from sqlalchemy.engine import make_url
 from ledger.config import Settings
 from ledger.errors import ConfigurationError, DatabaseError, InvalidArgumentError, LedgerError
 from ledger.store._errors import database_error
+from ledger.store._sidecar import sidecar_lock, sqlite_file
 from ledger.store._sqlite_lock import begin_immediate
 
 __all__ = [
@@ -68,12 +68,9 @@ def require_existing(url: str) -> None:
     """Refuse a SQLite URL whose file does not exist yet (or is empty): for read-only tools,
     which must never create a database at a mistyped path. Other URLs pass."""
     parsed = normalize_url(url)
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+    path = sqlite_file(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if path is None:
         return
-    if database.startswith("file:"):
-        return
-    path = Path(database).expanduser()
     if not path.is_file() or path.stat().st_size == 0:
         raise InvalidArgumentError(
             "database", str(path), "an existing ledger database (nothing was created)"
@@ -185,15 +182,7 @@ def _prepare_sqlite_file(url: sa.URL, settings: Settings) -> None:
         return
     if not path.parent.exists():
         _private_dir(path.parent)
-    lock_path = path.with_name(path.name + ".init-lock")
-    try:
-        lock = os.open(lock_path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        raise ConfigurationError(
-            "database init lock", str(lock_path), f"a regular file we can create ({exc})"
-        ) from exc
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with sidecar_lock(path, ".init-lock", wait=True):
         if path.exists() and path.stat().st_size > 0:
             return  # another process initialised it while we waited
         # Nothing in this process can have the file open yet (it is new or empty).
@@ -208,8 +197,6 @@ def _prepare_sqlite_file(url: sa.URL, settings: Settings) -> None:
             connection.execute("PRAGMA journal_mode = WAL")
         finally:
             connection.close()
-    finally:
-        os.close(lock)  # also releases the flock
 
 
 def _sqlite_engine(url: sa.URL, settings: Settings, **kwargs: Any) -> sa.Engine:

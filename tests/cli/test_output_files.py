@@ -38,7 +38,7 @@ COMMANDS = {
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-@pytest.mark.parametrize("suffix", ["", "-wal", "-shm", ".init-lock"])
+@pytest.mark.parametrize("suffix", ["", "-wal", "-shm", ".init-lock", ".rebuild-lock"])
 def test_an_output_onto_the_database_or_its_files_is_refused(
     db: Path, command: str, suffix: str
 ) -> None:

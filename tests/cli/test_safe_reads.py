@@ -38,6 +38,15 @@ def test_a_read_command_on_a_missing_path_creates_nothing(
     assert not missing.parent.exists()
 
 
+def test_a_read_command_on_a_missing_file_uri_creates_nothing(tmp_path: Path) -> None:
+    """``sqlite:///file:/path?uri=true`` names the same file as ``sqlite:////path``."""
+    missing = tmp_path / "ledger.db"
+    result = CliRunner().invoke(cli, ["sessions", "--url", f"sqlite:///file:{missing}?uri=true"])
+    assert result.exit_code == 1, result.output
+    assert str(missing) in result.output
+    assert not missing.exists()
+
+
 def test_open_without_create_refuses_a_missing_file(tmp_path: Path) -> None:
     missing = tmp_path / "ledger.db"
     with pytest.raises(InvalidArgumentError, match="nothing was created"):

@@ -12,12 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from ledger import EventStore, Ledger, RebuildRunningError
+from ledger import ConfigurationError, EventStore, Ledger, RebuildRunningError
+from ledger.config import Settings
 from ledger.maintenance import retention
 from ledger.schema import session_heads
 from ledger.store import migration
@@ -322,3 +324,89 @@ def test_a_rebuild_of_another_projection_waits_for_no_one_after_the_first_ends(
         rebuild(ledger.store, SessionsProjection(), interrupt, batch_size=3)
     assert rebuild(ledger.store, KeysProjection()) > 0
     assert rebuild(ledger.store, SessionsProjection()) > 0
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_append_to_a_stream_named_like_the_rebuild_lock_goes_on_during_a_rebuild(
+    ledger: Ledger,
+) -> None:
+    """The rebuild's advisory lock has its own key space: no stream's lock can be the same."""
+    _seed(ledger)
+    appended: list[int] = []
+
+    def append_meanwhile(_: int) -> None:
+        if not appended:
+            _in_thread(
+                lambda: appended.append(
+                    ledger.store.append("ledger-rebuild", [controls.titled("s0")]).sequence
+                )
+            )
+
+    rebuild(ledger.store, SessionsProjection(), append_meanwhile, batch_size=3)
+    assert appended == [1]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_rebuild_whose_lock_connection_died_reports_its_own_error(ledger: Ledger) -> None:
+    """Releasing a lock whose session is gone must not hide why the rebuild stopped."""
+    _seed(ledger)
+    holder = sa.text(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = 1819436386 "
+        "AND pid <> pg_backend_pid()"
+    )
+
+    def kill_the_lock_holder_then_fail(_: int) -> None:
+        with ledger.store.engine.connect() as conn:
+            pid = conn.execute(holder).scalar_one()
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        rebuild(ledger.store, SessionsProjection(), kill_the_lock_holder_then_fail, batch_size=3)
+    assert verify(ledger.store, SessionsProjection()) == []
+
+
+def test_rebuilds_of_two_databases_in_memory_do_not_refuse_each_other() -> None:
+    """Each in-memory database is its own: its rebuild lock is its engine's."""
+    with (
+        Ledger.open("sqlite://", settings=Settings.from_env({})) as first,
+        Ledger.open("sqlite://", settings=Settings.from_env({})) as second,
+    ):
+        _seed(first)
+        _seed(second)
+        folded: list[int] = []
+
+        def rebuild_the_other(_: int) -> None:
+            if not folded:
+                folded.append(rebuild(second.store, SessionsProjection()))
+
+        rebuild(first.store, SessionsProjection(), rebuild_the_other, batch_size=3)
+        assert len(folded) == 1
+        assert folded[0] > 0
+
+
+def test_a_rebuild_of_a_database_named_by_a_file_uri_locks_beside_the_file(
+    tmp_path: Path,
+) -> None:
+    """``sqlite:///file:/path?uri=true``: the lock file sits beside the database file."""
+    path = tmp_path / "ledger.db"
+    with Ledger.open(f"sqlite:///{path}", settings=Settings.from_env({})) as ledger:
+        _seed(ledger)
+    url = f"sqlite:///file:{path}?uri=true"
+    with EventStore.open(url, settings=Settings.from_env({})) as store:
+        assert rebuild(store, SessionsProjection()) > 0
+        assert verify(store, SessionsProjection()) == []
+    assert (tmp_path / "ledger.db.rebuild-lock").exists()
+    assert not list(Path.cwd().glob("file:*"))
+
+
+def test_a_symlink_planted_as_the_rebuild_lock_is_refused(tmp_path: Path) -> None:
+    """A symbolic link where ``<file>.rebuild-lock`` should be is a configuration error."""
+    path = tmp_path / "ledger.db"
+    with Ledger.open(f"sqlite:///{path}", settings=Settings.from_env({})) as ledger:
+        _seed(ledger)
+        (tmp_path / "ledger.db.rebuild-lock").symlink_to(tmp_path / "elsewhere")
+        with pytest.raises(ConfigurationError, match="rebuild lock"):
+            rebuild(ledger.store, SessionsProjection())
+        assert verify(ledger.store, SessionsProjection()) == []
+    assert not (tmp_path / "elsewhere").exists()
