@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ledger.store._errors import database_error
+from ledger.store._errors import driver_error
 
 __all__ = ["DriverInsert", "driver_copy", "driver_insert"]
 
@@ -75,6 +75,4 @@ def driver_copy(
             for row in rows:
                 copy.write_row(row)
     except dbapi.Error as exc:  # a raw driver call: outside SQLAlchemy's handle_error hook
-        wrapped = sa.exc.DBAPIError.instance(sql, None, exc, dbapi.Error)
-        assert isinstance(wrapped, sa.exc.DBAPIError)
-        raise database_error(wrapped) from exc
+        raise driver_error(exc, dbapi.Error, sql) from exc

@@ -32,6 +32,7 @@ __all__ = [
     "append_error",
     "constraint_name",
     "database_error",
+    "driver_error",
     "sqlalchemy_error",
     "translate_error",
     "translated",
@@ -84,6 +85,14 @@ def database_error(exc: sa.exc.DBAPIError) -> DatabaseError:
     """
     constraint = constraint_name(exc) if isinstance(exc, sa.exc.IntegrityError) else None
     return DatabaseError(str(exc.orig).strip(), backend=_backend(exc), constraint=constraint)
+
+
+def driver_error(exc: Exception, dbapi_error: type[Exception], sql: str | None) -> DatabaseError:
+    """:func:`database_error` of an error raised by a raw driver call, which never passes
+    SQLAlchemy's ``handle_error`` hook (``dbapi_error``: the driver's ``Error`` class)."""
+    wrapped = sa.exc.DBAPIError.instance(sql, None, exc, dbapi_error)
+    assert isinstance(wrapped, sa.exc.DBAPIError)
+    return database_error(wrapped)
 
 
 _BACKENDS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}

@@ -35,7 +35,7 @@ from ledger.records import AppendResult, StreamAppend
 from ledger.schema import events, transcript_messages
 from ledger.store._backend import HEAD_UPSERT, INSERT_COLUMNS
 from ledger.store._driver import driver_insert
-from ledger.store._errors import database_error
+from ledger.store._errors import driver_error
 from ledger.store._sqlite_lock import begin_immediate
 from ledger.streams import session_stream
 
@@ -85,7 +85,7 @@ class OneShot:
         view_names: set[str],
         writer_lock: contextlib.AbstractContextManager[Any] | None = None,
         *,
-        busy_timeout_ms: int = 30_000,
+        busy_timeout_ms: int,
     ) -> None:
         self.engine = engine
         self._busy_timeout_ms = busy_timeout_ms
@@ -163,9 +163,7 @@ class OneShot:
                 try:
                     return self._sqlite_steps(db, row, event, stream, message)
                 except sqlite3.Error as exc:  # outside SQLAlchemy's handle_error hook
-                    wrapped = sa.exc.DBAPIError.instance(None, None, exc, sqlite3.Error)
-                    assert isinstance(wrapped, sa.exc.DBAPIError)
-                    raise database_error(wrapped) from exc
+                    raise driver_error(exc, sqlite3.Error, None) from exc
                 finally:
                     if db.in_transaction:
                         db.rollback()
