@@ -18,6 +18,8 @@ __all__ = ["begin_immediate"]
 
 #: How long one try waits inside the driver (its busy handler sleeps 1 ms, then 1 ms more).
 POLL_MS = 2
+#: The least time between two tries.
+_LEAST_WAIT_S = 0.0005
 
 
 def begin_immediate(db: sqlite3.Connection, timeout_ms: int) -> None:
@@ -31,6 +33,7 @@ def begin_immediate(db: sqlite3.Connection, timeout_ms: int) -> None:
     db.execute(f"PRAGMA busy_timeout = {min(POLL_MS, timeout_ms)}")
     try:
         while True:
+            tried = time.monotonic()
             try:
                 db.execute("BEGIN IMMEDIATE")
                 return
@@ -38,5 +41,9 @@ def begin_immediate(db: sqlite3.Connection, timeout_ms: int) -> None:
                 busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
                 if not busy or time.monotonic() >= deadline:
                     raise
+                if time.monotonic() - tried < _LEAST_WAIT_S:
+                    # BUSY without the handler's wait (a deadlock SQLite saw coming, or a
+                    # build without usleep): no hot loop for the whole timeout.
+                    time.sleep(_LEAST_WAIT_S)
     finally:
         db.execute(f"PRAGMA busy_timeout = {timeout_ms}")
