@@ -10,14 +10,13 @@ tables so ``verify`` can fold the log into temporary copies and compare them wit
 from __future__ import annotations
 
 import functools
-import operator
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
 from ledger.records import RecordedEvent
-from ledger.store import driver_copy, driver_insert
+from ledger.store import driver_copy, driver_insert, row_picker
 
 __all__ = [
     "Projection",
@@ -137,10 +136,7 @@ def _bind_all(
     UTC, to text) cost more than inserting the row, so equal values reuse the first binding.
     """
     processors = _processors(table, dialect, names)
-    only = names[0]
-    pick: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
-        operator.itemgetter(*names) if len(names) > 1 else (lambda row: (row[only],))
-    )
+    pick = row_picker(names)
     if not processors:
         return [pick(row) for row in rows]
     memo: list[dict[Any, Any]] = [{} for _ in processors]

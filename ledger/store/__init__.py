@@ -14,7 +14,7 @@ Alembic. Nothing here imports the cache, the gateway API, maintenance, replay, t
 """
 
 from ledger.store._archive import SegmentInfo, StoredRow, archive_stream, restore_stream
-from ledger.store._driver import DriverInsert, driver_copy, driver_insert
+from ledger.store._driver import DriverInsert, driver_copy, driver_insert, row_picker
 from ledger.store._errors import translate_error
 from ledger.store._log import (
     HeadDrift,
@@ -59,6 +59,7 @@ __all__ = [
     "old_key_switches",
     "purge_stream",
     "restore_stream",
+    "row_picker",
     "segment_size",
     "session_stream_is_live",
     "sidecar_lock",

@@ -19,7 +19,15 @@ import sqlalchemy as sa
 
 from ledger.store._errors import driver_error
 
-__all__ = ["DriverInsert", "driver_copy", "driver_insert"]
+__all__ = ["DriverInsert", "driver_copy", "driver_insert", "row_picker"]
+
+
+def row_picker(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A function from a row mapping to its values in ``names`` order, as a tuple."""
+    if len(names) == 1:
+        only = names[0]
+        return lambda row: (row[only],)
+    return operator.itemgetter(*names)
 
 
 class DriverInsert:
@@ -30,9 +38,7 @@ class DriverInsert:
         columns = ", ".join(preparer.quote(n) for n in names)
         marks = ", ".join("?" for _ in names)
         self.sql = f"INSERT INTO {preparer.format_table(table)} ({columns}) VALUES ({marks})"
-        self._pick: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
-            operator.itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
-        )
+        self._pick = row_picker(names)
         processors = [table.c[n].type._cached_bind_processor(dialect) for n in names]
         self._binders = tuple((i, bind) for i, bind in enumerate(processors) if bind is not None)
 
