@@ -31,6 +31,7 @@ Asynchronous projections are compared up to their checkpoint, since they lag by 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import re
 import threading
@@ -53,6 +54,7 @@ from projections.runner import ProjectionRunner
 from projections.snapshot import load_snapshot
 
 __all__ = [
+    "REBUILD_LOCK_ID",
     "SHADOW_SUFFIX",
     "Mismatch",
     "ProjectionStatus",
@@ -168,8 +170,9 @@ def rebuild(
 
 #: PostgreSQL: the advisory lock one rebuild at a time holds, per schema. It is a two-key lock,
 #: whose key space is apart from that of the one-key stream locks, so no stream name can share
-#: it; the second key spells "lreb".
-_REBUILD_KEY = "hashtext(current_schema()), 1819436386"
+#: it; the second key (``objid`` in ``pg_locks``) spells "lreb".
+REBUILD_LOCK_ID = 1819436386
+_REBUILD_KEY = f"hashtext(current_schema()), {REBUILD_LOCK_ID}"
 #: Engines of databases without a file (SQLite in memory) rebuilding in this process, by id.
 _LOCAL_REBUILDS: set[int] = set()
 _LOCAL_GUARD = threading.Lock()
@@ -205,20 +208,16 @@ def _advisory_lock(store: EventStore, name: str) -> Iterator[None]:
         conn.execution_options(isolation_level="AUTOCOMMIT")
         if not conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({_REBUILD_KEY})").scalar():
             raise RebuildRunningError(name)
-        failed = False
+        unlock = f"SELECT pg_advisory_unlock({_REBUILD_KEY})"
         try:
             yield
         except BaseException:
-            failed = True
+            # If the connection died, the lock went with its session: the rebuild's own
+            # error is the one to report.
+            with contextlib.suppress(DatabaseError):
+                conn.exec_driver_sql(unlock)
             raise
-        finally:
-            try:
-                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_REBUILD_KEY})")
-            except DatabaseError:
-                # The connection died, and the lock with its session: report the rebuild's
-                # own error if it has one.
-                if not failed:
-                    raise
+        conn.exec_driver_sql(unlock)
 
 
 @contextmanager

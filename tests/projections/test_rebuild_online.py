@@ -25,7 +25,7 @@ from ledger.schema import session_heads
 from ledger.store import migration
 from ledger.views import SessionViews
 from projections.keys import KeysProjection
-from projections.rebuild import _SWAP_LAG, _OnlineRebuild, rebuild, verify
+from projections.rebuild import _SWAP_LAG, REBUILD_LOCK_ID, _OnlineRebuild, rebuild, verify
 from projections.sessions import SessionsProjection
 from projections.snapshot import snapshot
 from tests import controls
@@ -351,9 +351,9 @@ def test_a_rebuild_whose_lock_connection_died_reports_its_own_error(ledger: Ledg
     """Releasing a lock whose session is gone must not hide why the rebuild stopped."""
     _seed(ledger)
     holder = sa.text(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = 1819436386 "
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = :objid "
         "AND pid <> pg_backend_pid()"
-    )
+    ).bindparams(objid=REBUILD_LOCK_ID)
 
     def kill_the_lock_holder_then_fail(_: int) -> None:
         with ledger.store.engine.connect() as conn:
