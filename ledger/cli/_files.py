@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from ledger.config import Settings
 from ledger.errors import ConfigurationError, InvalidArgumentError
+from ledger.store._sidecar import sqlite_file
 from ledger.store.database import normalize_url
 
 __all__ = ["atomic_output", "check_output"]
@@ -35,10 +36,9 @@ def _database_files(url: str | None) -> list[Path]:
     except ConfigurationError:
         return []
     parsed = normalize_url(resolved)
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+    base = sqlite_file(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if base is None:
         return []
-    base = Path(database).expanduser()
     return [base.with_name(base.name + suffix) for suffix in _SIDECARS]
 
 

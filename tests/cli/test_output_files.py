@@ -54,6 +54,17 @@ def test_an_output_onto_the_database_or_its_files_is_refused(
         assert len(ledger.sessions()) == 1
 
 
+def test_an_output_onto_the_files_of_a_database_named_by_a_file_uri_is_refused(db: Path) -> None:
+    """``sqlite:///file:/path?uri=true`` protects the same files as the plain path."""
+    target = db.with_name(db.name + ".rebuild-lock")
+    code, _, err = invoke(
+        "export", "-o", str(target), "--force", "--url", f"sqlite:///file:{db}?uri=true"
+    )
+    assert code == 1
+    assert "ledger database" in err
+    assert not target.exists()
+
+
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_an_output_onto_another_sqlite_database_is_refused(
     db: Path, tmp_path: Path, command: str
